@@ -1,0 +1,54 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+
+/** A module's name as modprobe knows it: file name less .ko(.xz|.zst|.gz), '-' read as '_'. */
+export function moduleName(path: string): string {
+  return basename(path).replace(/\.ko(\.(xz|zst|gz))?$/, '').replace(/-/g, '_');
+}
+
+export interface ModuleIndex {
+  /** name → path relative to the modules folder */
+  paths: Map<string, string>;
+  /** path → paths it depends on */
+  deps: Map<string, string[]>;
+  builtin: Set<string>;
+}
+
+/** Reads modules.dep and modules.builtin of lib/modules/<kver>. */
+export async function readModuleIndex(modulesDir: string): Promise<ModuleIndex> {
+  const paths = new Map<string, string>();
+  const deps = new Map<string, string[]>();
+  for (const line of (await readFile(join(modulesDir, 'modules.dep'), 'utf8')).split('\n')) {
+    const m = /^([^:]+):\s*(.*)$/.exec(line);
+    if (!m) continue;
+    paths.set(moduleName(m[1]), m[1]);
+    deps.set(m[1], m[2].split(/\s+/).filter(Boolean));
+  }
+  const builtinFile = join(modulesDir, 'modules.builtin');
+  const builtin = new Set(
+    existsSync(builtinFile) ? (await readFile(builtinFile, 'utf8')).split('\n').filter(Boolean).map(moduleName) : [],
+  );
+  return { paths, deps, builtin };
+}
+
+/**
+ * The module files needed to load the named modules, dependencies included, in a stable order.
+ * Names built into the kernel need nothing; names the kernel does not have are returned apart.
+ */
+export function moduleClosure(index: ModuleIndex, names: string[]): { files: string[]; missing: string[] } {
+  const files = new Set<string>();
+  const missing: string[] = [];
+  const visit = (path: string) => {
+    if (files.has(path)) return;
+    files.add(path);
+    for (const dep of index.deps.get(path) ?? []) visit(dep);
+  };
+  for (const raw of names) {
+    const name = raw.replace(/-/g, '_');
+    const path = index.paths.get(name);
+    if (path) visit(path);
+    else if (!index.builtin.has(name)) missing.push(raw);
+  }
+  return { files: [...files].sort(), missing };
+}

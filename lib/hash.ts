@@ -1,0 +1,59 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** sha256 of a file, streamed so large images never sit in memory. */
+export async function fileDigest(path: string, algorithm = 'sha256'): Promise<string> {
+  const hash = createHash(algorithm);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk);
+  return hash.digest('hex');
+}
+
+export function textDigest(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export interface TreeEntry {
+  path: string; // relative, '/'-separated
+  type: 'file' | 'dir' | 'symlink';
+  mode: number;
+  size: number;
+  target?: string;
+}
+
+/** Every entry below dir, sorted by path (stable across machines). */
+export async function walk(dir: string, prefix = ''): Promise<TreeEntry[]> {
+  const out: TreeEntry[] = [];
+  const names = (await readdir(join(dir, prefix))).sort();
+  for (const name of names) {
+    const rel = prefix ? `${prefix}/${name}` : name;
+    const st = await lstat(join(dir, rel));
+    if (st.isSymbolicLink()) {
+      out.push({ path: rel, type: 'symlink', mode: 0o777, size: 0, target: await readlink(join(dir, rel)) });
+    } else if (st.isDirectory()) {
+      out.push({ path: rel, type: 'dir', mode: st.mode & 0o7777, size: 0 });
+      out.push(...(await walk(dir, rel)));
+    } else if (st.isFile()) {
+      out.push({ path: rel, type: 'file', mode: st.mode & 0o7777, size: st.size });
+    }
+  }
+  return out;
+}
+
+/**
+ * Digest of a file or folder: names, kinds, the executable bit (all git keeps) and contents.
+ * A path that does not exist digests as "absent", so adding it later changes the digest.
+ */
+export async function pathDigest(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  const st = await lstat(path).catch(() => undefined);
+  if (!st) return textDigest(`absent:${path}`);
+  if (!st.isDirectory()) return fileDigest(path);
+  for (const e of await walk(path)) {
+    const exec = e.mode & 0o100 ? 'x' : '-';
+    const body = e.type === 'file' ? await fileDigest(join(path, e.path)) : e.target ?? '';
+    hash.update(`${e.type} ${exec} ${e.path} ${body}\n`);
+  }
+  return hash.digest('hex');
+}

@@ -1,0 +1,32 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readLayerFiles } from './layer.ts';
+import type { StageRecord } from './runner.ts';
+import type { SiteConfig } from './site.ts';
+import type { BaseInfo } from '../stages/01-base.ts';
+
+/** What went into an ISO: the base, each stage's digest, and every file the layers add or replace. */
+export async function buildManifest(records: Map<string, StageRecord>, site: SiteConfig, iso: { path: string; sha256: string; size: number }) {
+  const dir = (name: string) => records.get(name)!.dir;
+  const base: BaseInfo = JSON.parse(await readFile(join(dir('base'), 'base.json'), 'utf8'));
+  const baseFiles = new Set((await readFile(join(dir('unpack'), 'base-files.txt'), 'utf8')).split('\n'));
+  const layers = [];
+  for (const [i, name] of ['inject', 'site'].entries()) {
+    const files = (await readLayerFiles(dir(name))).filter((f) => f.type !== 'dir').map((f) => ({
+      ...f, change: baseFiles.has(f.path) ? 'changed' : 'added',
+    }));
+    layers.push({ image: `KNOPPIX/KNOPPIX${i + 1}`, stage: name, files });
+  }
+  return {
+    tool: 'openssi-live',
+    iso,
+    epoch: records.get('pack')!.epoch,
+    base: {
+      source: base.source, layout: base.layout, kernelVersion: base.kernelVersion,
+      rootMd5: base.rootMd5, packages: base.packages,
+    },
+    site,
+    stages: Object.fromEntries([...records.values()].map((r) => [r.name, { key: r.key, cached: r.cached, seconds: Number(r.seconds.toFixed(2)) }])),
+    layers,
+  };
+}

@@ -1,0 +1,14 @@
+import type { SiteConfig } from './site.ts';
+
+/** What `build` was asked for, after validation. */
+export interface BuildOptions {
+  /** A live ISO to start from; undefined means the default Debian base. */
+  base?: string;
+  siteDir: string;
+  site: SiteConfig;
+  out: string;
+  cacheDir: string;
+  noCache: boolean;
+  /** Debian mirror for the default base. */
+  mirror: string;
+}

@@ -1,0 +1,161 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { inputsEpoch } from './epoch.ts';
+import { pathDigest, textDigest } from './hash.ts';
+
+/** What a stage declares it reads. Everything here goes into the stage's cache key. */
+export interface StageInputs {
+  /** Files and folders whose contents the stage reads (its own source included). */
+  files: string[];
+  /** Settings the stage's output depends on; JSON-serialisable. */
+  params?: unknown;
+}
+
+export interface StageContext<Options> {
+  options: Options;
+  /** This stage's output folder: a temporary name until the stage succeeds. */
+  out: string;
+  /** Output folder of an earlier stage named in `after`. */
+  from(stage: string): string;
+  /** Seconds since 1970 to stamp on everything this stage makes (reproducible builds). */
+  epoch: number;
+  log(message: string): void;
+}
+
+export interface Stage<Options> {
+  name: string;
+  summary: string;
+  /** Earlier stages whose outputs this one reads. */
+  after: string[];
+  inputs(options: Options): StageInputs | Promise<StageInputs>;
+  run(ctx: StageContext<Options>): Promise<void>;
+}
+
+export interface StageRecord {
+  name: string;
+  key: string;
+  epoch: number;
+  cached: boolean;
+  seconds: number;
+  dir: string;
+}
+
+interface Recorded { key: string; epoch: number }
+
+/**
+ * Runs stages in order. Each stage's output lives in cache/<stage>/<key>, where key digests the
+ * stage's declared inputs and its upstream keys; an existing complete folder is reused. A stage
+ * writes to a temporary folder that is renamed only on success, so an interrupted build leaves
+ * the cache as it was.
+ */
+export async function runStages<Options>(
+  stages: Stage<Options>[],
+  options: Options,
+  settings: { cacheDir: string; noCache?: boolean; print?: (line: string) => void },
+): Promise<Map<string, StageRecord>> {
+  const print = settings.print ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const done = new Map<string, StageRecord>();
+  let index = 0;
+  for (const stage of stages) {
+    index += 1;
+    const started = performance.now();
+    const declared = await stage.inputs(options);
+    const upstream = stage.after.map((name) => {
+      const rec = done.get(name);
+      if (!rec) throw new Error(`stage ${stage.name} runs after ${name}, which has not run`);
+      return rec;
+    });
+    const fileDigests = await Promise.all(declared.files.map(pathDigest));
+    const ownEpoch = await inputsEpoch(declared.files);
+    const epoch = Math.max(ownEpoch, ...upstream.map((u) => u.epoch));
+    const key = textDigest(JSON.stringify({
+      stage: stage.name,
+      files: fileDigests, // digests only: the same inputs in another clone or folder give the same key
+      params: declared.params ?? null,
+      upstream: upstream.map((u) => [u.name, u.key]),
+      epoch,
+    })).slice(0, 24);
+    const stageDir = join(settings.cacheDir, 'stages', stage.name);
+    const dir = join(stageDir, key);
+    const label = `[${index}/${stages.length}] ${stage.name.padEnd(8)}`;
+    const complete = join(dir, '.complete.json');
+    if (!settings.noCache && existsSync(complete)) {
+      const now = new Date();
+      await utimes(complete, now, now); // marks it recently used, for pruning
+      const seconds = (performance.now() - started) / 1000;
+      print(`${label} cached  ${seconds.toFixed(1).padStart(6)} s  ${stage.summary}`);
+      done.set(stage.name, { name: stage.name, key, epoch, cached: true, seconds, dir });
+      continue;
+    }
+    print(`${label} running ...      ${stage.summary}`);
+    await mkdir(stageDir, { recursive: true });
+    await removeStaleTemporaries(stageDir);
+    const tmp = join(stageDir, `.tmp-${key}-${process.pid}`);
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp, { recursive: true });
+    const ctx: StageContext<Options> = {
+      options,
+      out: tmp,
+      epoch,
+      from(name) {
+        if (!stage.after.includes(name)) throw new Error(`stage ${stage.name} reads ${name} without declaring it in 'after'`);
+        return done.get(name)!.dir;
+      },
+      log: (message) => print(`${' '.repeat(label.length)} ${message}`),
+    };
+    try {
+      await stage.run(ctx);
+      await writeFile(join(tmp, '.complete.json'), `${JSON.stringify({ stage: stage.name, key, epoch } satisfies Recorded & { stage: string })}\n`);
+      await rm(dir, { recursive: true, force: true });
+      await rename(tmp, dir);
+    } catch (error) {
+      await rm(tmp, { recursive: true, force: true }).catch(() => {});
+      throw error;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    print(`${label} built   ${seconds.toFixed(1).padStart(6)} s  ${stage.summary}`);
+    done.set(stage.name, { name: stage.name, key, epoch, cached: false, seconds, dir });
+  }
+  return done;
+}
+
+/** Removes temporaries of builds that are no longer running (interrupted, killed). */
+async function removeStaleTemporaries(stageDir: string): Promise<void> {
+  for (const name of await readdir(stageDir)) {
+    const m = /^\.tmp-.*-(\d+)$/.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid !== process.pid && isAlive(pid)) continue;
+    await rm(join(stageDir, name), { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Keeps the entries this build used and the `keep` most recently used others of each stage. */
+export async function pruneCache(cacheDir: string, used: Map<string, StageRecord>, keep = 2): Promise<void> {
+  const root = join(cacheDir, 'stages');
+  if (!existsSync(root)) return;
+  for (const stage of await readdir(root)) {
+    const entries: { name: string; used: number }[] = [];
+    for (const name of await readdir(join(root, stage))) {
+      if (name.startsWith('.') || used.get(stage)?.key === name) continue;
+      const mark = await stat(join(root, stage, name, '.complete.json')).catch(() => undefined);
+      entries.push({ name, used: mark?.mtimeMs ?? 0 });
+    }
+    entries.sort((a, b) => b.used - a.used);
+    for (const e of entries.slice(keep)) await rm(join(root, stage, e.name), { recursive: true, force: true });
+  }
+}
+
+export async function readRecorded(dir: string): Promise<Recorded> {
+  return JSON.parse(await readFile(join(dir, '.complete.json'), 'utf8'));
+}

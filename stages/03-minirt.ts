@@ -1,0 +1,61 @@
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run } from '../lib/exec.ts';
+import type { BuildOptions } from '../lib/options.ts';
+import { overlaysDir } from '../lib/paths.ts';
+import type { Stage } from '../lib/runner.ts';
+import { entriesFromTree, writeCpioGz } from '../iso/cpio.ts';
+import { moduleClosure, readModuleIndex } from '../iso/modules.ts';
+import type { UnpackInfo } from './02-unpack.ts';
+
+/**
+ * Drivers minirt loads to find the medium, in this order: disk and CD controllers (IDE, AHCI,
+ * virtio, NVMe, SD), USB host controllers and storage, then the filesystems it mounts.
+ */
+export const minirtModules = [
+  'ata_piix', 'ata_generic', 'pata_acpi', 'ahci', 'virtio_pci', 'virtio_blk', 'virtio_scsi', 'nvme',
+  'sdhci_pci', 'mmc_block', 'xhci_pci', 'ehci_pci', 'ohci_pci', 'uhci_hcd', 'usb_storage', 'uas',
+  'sr_mod', 'sd_mod', 'isofs', 'loop', 'squashfs', 'overlay',
+];
+
+export const minirt = {
+  name: 'minirt',
+  summary: "minirt.gz: the project's initramfs (busybox, the base kernel's storage drivers, init)",
+  after: ['unpack'],
+  inputs: () => ({
+    files: [fileURLToPath(import.meta.url), join(overlaysDir, 'minirt'), fileURLToPath(new URL('../iso/cpio.ts', import.meta.url))],
+    params: { modules: minirtModules },
+  }),
+  async run(ctx) {
+    const unpackDir = ctx.from('unpack');
+    const info: UnpackInfo = JSON.parse(await readFile(join(unpackDir, 'unpack.json'), 'utf8'));
+    const kver = info.kernelVersion;
+    const modulesDir = join(unpackDir, info.modulesDir);
+    const tree = join(ctx.out, 'tree');
+    const index = await readModuleIndex(modulesDir);
+    const { files, missing } = moduleClosure(index, minirtModules);
+    if (missing.length) ctx.log(`not in kernel ${kver}, skipped: ${missing.join(' ')}`);
+    const treeModules = join(tree, 'lib', 'modules', kver);
+    for (const f of files) {
+      await mkdir(dirname(join(treeModules, f)), { recursive: true });
+      await copyFile(join(modulesDir, f), join(treeModules, f));
+    }
+    for (const f of ['modules.builtin', 'modules.builtin.modinfo', 'modules.order']) {
+      await copyFile(join(modulesDir, f), join(treeModules, f)).catch(() => {});
+    }
+    await run('depmod', ['-b', tree, kver]);
+    await mkdir(join(tree, 'bin'), { recursive: true });
+    await copyFile(join(unpackDir, info.busybox), join(tree, 'bin', 'busybox'));
+    await mkdir(join(tree, 'etc', 'minirt'), { recursive: true });
+    await writeFile(join(tree, 'etc', 'minirt', 'modules'), `${minirtModules.join('\n')}\n`);
+    await copyFile(join(overlaysDir, 'minirt', 'init'), join(tree, 'init'));
+    const entries = [
+      ...(await entriesFromTree(tree)),
+      { path: 'dev', type: 'dir' as const, mode: 0o755 },
+      { path: 'dev/console', type: 'chardev' as const, mode: 0o600, major: 5, minor: 1 },
+    ].sort((a, b) => (a.path < b.path ? -1 : 1)); // parents before children, byte order
+    await writeCpioGz(entries, join(ctx.out, 'minirt.gz'), ctx.epoch);
+    ctx.log(`${files.length} modules for ${kver}`);
+  },
+} satisfies Stage<BuildOptions>;

@@ -1,0 +1,43 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { copyTree } from '../lib/fsutil.ts';
+import { packLayer } from '../lib/layer.ts';
+import type { BuildOptions } from '../lib/options.ts';
+import { templatesDir } from '../lib/paths.ts';
+import { renderTemplates } from '../lib/templates.ts';
+import type { Stage } from '../lib/runner.ts';
+import { prefixLength } from '../lib/site.ts';
+
+/** Extra kernel arguments every boot entry carries: consoles first, then the site's own. */
+export function kernelArgs(siteArgs: string[]): string {
+  return ['console=tty0', 'console=ttyS0,115200n8', ...siteArgs].join(' ');
+}
+
+/**
+ * The site layer: the site's files/ plus the rendered rootfs templates, in their own squashfs;
+ * and the ISO-tree additions: the site's iso/ plus the rendered boot menus.
+ */
+export const site = {
+  name: 'site',
+  summary: 'the site layer and boot menus (site.json, files/, iso/, templates/)',
+  after: [],
+  inputs: (o) => ({
+    files: [fileURLToPath(import.meta.url), o.siteDir, templatesDir, fileURLToPath(new URL('../lib/layer.ts', import.meta.url))],
+    params: o.site,
+  }),
+  async run(ctx) {
+    const { site: config, siteDir } = ctx.options;
+    const data = { site: config, prefix: prefixLength(config), kernelArgs: kernelArgs(config.boot.kernelArgs) };
+    const tree = join(ctx.out, 'tree');
+    const iso = join(ctx.out, 'iso');
+    await mkdir(tree, { recursive: true });
+    await mkdir(iso, { recursive: true });
+    if (existsSync(join(siteDir, 'files'))) await copyTree(join(siteDir, 'files'), tree);
+    if (existsSync(join(siteDir, 'iso'))) await copyTree(join(siteDir, 'iso'), iso);
+    await renderTemplates([join(templatesDir, 'rootfs'), join(siteDir, 'templates', 'rootfs')], data, tree);
+    await renderTemplates([join(templatesDir, 'iso'), join(siteDir, 'templates', 'iso')], data, iso);
+    await packLayer(tree, ctx.out, ctx.epoch);
+  },
+} satisfies Stage<BuildOptions>;

@@ -1,0 +1,71 @@
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { copyTree, linkOrCopy, stampTree } from '../lib/fsutil.ts';
+import { fileDigest, walk } from '../lib/hash.ts';
+import type { BuildOptions } from '../lib/options.ts';
+import type { Stage } from '../lib/runner.ts';
+import { makeEfiImage, makeGrubEfi } from '../iso/efi.ts';
+import { makeHybridIso } from '../iso/xorriso.ts';
+import type { BaseInfo } from './01-base.ts';
+
+/** Boot loader files taken from the host's Debian packages (isolinux, syslinux-common). */
+export const hostBootFiles = {
+  isolinux: '/usr/lib/ISOLINUX/isolinux.bin',
+  mbr: '/usr/lib/ISOLINUX/isohdpfx.bin',
+  ldlinux: '/usr/lib/syslinux/modules/bios/ldlinux.c32',
+  grubModules: '/usr/lib/grub/x86_64-efi',
+};
+
+export const isoName = 'knoppix-openssi.iso';
+
+/** The ISO: KNOPPIX layout, layers numbered after the base's, hybrid BIOS/UEFI, CD/USB. */
+export const pack = {
+  name: 'pack',
+  summary: 'the hybrid ISO (isolinux + GRUB EFI, El Torito + MBR/GPT) with xorriso',
+  after: ['base', 'minirt', 'inject', 'site'],
+  inputs: (o) => ({
+    files: [
+      fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/xorriso.ts', import.meta.url)),
+      fileURLToPath(new URL('../iso/efi.ts', import.meta.url)), ...Object.values(hostBootFiles),
+    ],
+    params: { volumeLabel: o.site.iso.volumeLabel },
+  }),
+  async run(ctx) {
+    const baseDir = ctx.from('base');
+    const base: BaseInfo = JSON.parse(await readFile(join(baseDir, 'base.json'), 'utf8'));
+    const tree = join(ctx.out, 'tree');
+    const work = join(ctx.out, 'work');
+    await mkdir(work, { recursive: true });
+    const isolinux = join(tree, 'boot', 'isolinux');
+    await linkOrCopy(join(baseDir, base.kernel), join(isolinux, 'linux'));
+    await linkOrCopy(join(ctx.from('minirt'), 'minirt.gz'), join(isolinux, 'minirt.gz'));
+    await copyFile(hostBootFiles.isolinux, join(isolinux, 'isolinux.bin'));
+    await copyFile(hostBootFiles.ldlinux, join(isolinux, 'ldlinux.c32'));
+    const md5 = new Map<string, string>([['KNOPPIX/KNOPPIX', base.rootMd5]]);
+    await linkOrCopy(join(baseDir, base.root), join(tree, 'KNOPPIX', 'KNOPPIX'));
+    const layers = [ctx.from('inject'), ctx.from('site')];
+    for (const [i, dir] of layers.entries()) {
+      await linkOrCopy(join(dir, 'layer.squashfs'), join(tree, 'KNOPPIX', `KNOPPIX${i + 1}`));
+    }
+    await copyTree(join(ctx.from('site'), 'iso'), tree);
+    const lines: string[] = [];
+    for (const e of await walk(tree)) {
+      if (e.type !== 'file') continue;
+      lines.push(`${md5.get(e.path) ?? (await fileDigest(join(tree, e.path), 'md5'))}  ${e.path}`);
+    }
+    await writeFile(join(tree, 'KNOPPIX', 'md5sums'), `${lines.join('\n')}\n`);
+    const volumeLabel = ctx.options.site.iso.volumeLabel;
+    await makeGrubEfi(join(work, 'BOOTX64.EFI'), volumeLabel, work);
+    await makeEfiImage(join(work, 'BOOTX64.EFI'), join(work, 'efiboot.img'), ctx.epoch, work);
+    await stampTree(tree, ctx.epoch);
+    const iso = join(ctx.out, isoName);
+    await makeHybridIso({
+      tree, out: iso, volumeLabel, epoch: ctx.epoch, efiImage: join(work, 'efiboot.img'),
+      bios: { image: 'boot/isolinux/isolinux.bin', catalog: 'boot/isolinux/boot.cat', mbr: hostBootFiles.mbr },
+    });
+    await rm(tree, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+    await writeFile(join(ctx.out, 'iso.json'), `${JSON.stringify({ file: isoName, sha256: await fileDigest(iso) })}\n`);
+  },
+} satisfies Stage<BuildOptions>;
