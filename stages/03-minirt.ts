@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../lib/exec.ts';
@@ -47,6 +47,7 @@ export const minirt = {
     await run('depmod', ['-b', tree, kver]);
     await mkdir(join(tree, 'bin'), { recursive: true });
     await copyFile(join(unpackDir, info.busybox), join(tree, 'bin', 'busybox'));
+    await symlink('busybox', join(tree, 'bin', 'sh')); // for init's #!; init installs the other applets
     await mkdir(join(tree, 'etc', 'minirt'), { recursive: true });
     await writeFile(join(tree, 'etc', 'minirt', 'modules'), `${minirtModules.join('\n')}\n`);
     await copyFile(join(overlaysDir, 'minirt', 'init'), join(tree, 'init'));

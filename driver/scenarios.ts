@@ -1,0 +1,72 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../lib/exec.ts';
+import { chooseAccel, type AccelChoice } from './accel.ts';
+import { Machine, type Firmware } from './machine.ts';
+import { VSwitch } from './vswitch.ts';
+
+export interface Check { name: string; ok: boolean; detail: string }
+export interface BootReport { firmware: Firmware; accel: string; medium: 'cd' | 'usb'; secondsToShell: number; checks: Check[]; serialLog: string; screenshot: string }
+
+/** The kernel inside an ISO, copied out for the KVM probe. */
+export async function kernelOf(iso: string, dir: string): Promise<string> {
+  const kernel = join(dir, 'linux');
+  await run('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', '/boot/isolinux/linux', kernel]);
+  return kernel;
+}
+
+/**
+ * Boots the ISO alone as the init node, with two NICs: the one in the lower PCI slot is declared
+ * second and is of another model, so "first NIC" cannot mean "first probed" or "first declared".
+ * Checks the root shell, 10.0.0.1/8 on that NIC only, the hostname and the banner.
+ */
+export async function singleNodeBoot(iso: string, o: { firmware: Firmware; accel: AccelChoice; logDir: string; medium?: 'cd' | 'usb' }): Promise<BootReport> {
+  const work = await mkdtemp(join(tmpdir(), 'openssi-boot-'));
+  const medium = o.medium ?? 'cd';
+  const name = `node1-${o.firmware}-${medium}`;
+  let vm: Machine | undefined;
+  let net: VSwitch | undefined;
+  try {
+    const accel = await chooseAccel(o.accel, await kernelOf(iso, work));
+    net = await VSwitch.start(work);
+    const interconnectMac = '52:54:00:00:01:01';
+    const publicMac = '52:54:00:00:01:02';
+    vm = Machine.start({
+      name, firmware: o.firmware, accel, dir: o.logDir, iso, isoAsUsb: medium === 'usb',
+      nics: [
+        { mac: publicMac, model: 'virtio-net-pci', slot: 6 },
+        { mac: interconnectMac, model: 'e1000', slot: 3, vde: net.socket },
+      ],
+    });
+    const checks: Check[] = [];
+    const check = (n: string, ok: boolean, detail: string) => checks.push({ name: n, ok, detail });
+    const banner = await vm.waitForConsole(/KNOPPIX\/OpenSSI: node (\d+) \(([^)]+)\), (\S+) on (\S+), cluster (\S+)/, 240);
+    const secondsToShell = await vm.waitForShell(60);
+    check('root shell on ttyS0', (await vm.succeed('id -u')).trim() === '0', 'id -u');
+    check('banner names node 1 and its address', banner[1] === '1' && banner[3] === '10.0.0.1/8', banner[0]);
+    const links = await vm.succeed('ip -o link show');
+    const addrs = await vm.succeed('ip -o -4 addr show');
+    const ifOf = (mac: string) => /^\d+: ([^:@]+)[^\n]*link\/ether ([0-9a-f:]+)/gm;
+    const names = new Map<string, string>();
+    for (const m of links.matchAll(ifOf(''))) names.set(m[2], m[1]);
+    const first = names.get(interconnectMac);
+    const second = names.get(publicMac);
+    check('both NICs present', Boolean(first && second), links.trim());
+    check('10.0.0.1/8 on the first NIC (lowest PCI address)', Boolean(first) && new RegExp(`^\\d+: ${first}\\s+inet 10\\.0\\.0\\.1/8 `, 'm').test(addrs), addrs.trim());
+    check('no address on the second NIC', Boolean(second) && !new RegExp(`^\\d+: ${second}\\s+inet `, 'm').test(addrs), addrs.trim());
+    const hostname = (await vm.succeed('hostname')).trim();
+    check('hostname is the nodename', hostname === 'node1' && (await vm.succeed('cat /etc/nodename')).trim() === 'node1', hostname);
+    const hosts = await vm.succeed('cat /etc/hosts');
+    check('/etc/hosts maps clustername and nodename', /^10\.0\.0\.1\s+KNOPPIX-OpenSSI$/m.test(hosts) && /^10\.0\.0\.1\s+node1$/m.test(hosts), hosts.trim());
+    const mounts = await vm.succeed('cat /proc/mounts');
+    check('root is the RAM overlay over the CD layers', /^overlay \/ overlay .*lowerdir=\/KNOPPIX2:\/KNOPPIX1:\/KNOPPIX/m.test(mounts), mounts.split('\n').find((l) => l.startsWith('overlay')) ?? mounts);
+    const screenshot = join(o.logDir, `${name}.png`);
+    await vm.screenshot(screenshot);
+    return { firmware: o.firmware, accel, medium, secondsToShell, checks, serialLog: vm.serialLog, screenshot };
+  } finally {
+    await vm?.stop();
+    await net?.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
