@@ -99,7 +99,7 @@ export class Machine {
       args.push('-machine', 'pc');
     }
     if (o.iso && o.isoAsUsb) {
-      args.push('-device', 'qemu-xhci,id=xhci', '-drive', `if=none,id=stick,format=raw,readonly=on,file=${o.iso}`,
+      args.push('-device', 'qemu-xhci,id=xhci,addr=10', '-drive', `if=none,id=stick,format=raw,readonly=on,file=${o.iso}`,
         '-device', 'usb-storage,bus=xhci.0,drive=stick,bootindex=1');
     } else if (o.iso) {
       args.push('-drive', `if=none,id=cd,media=cdrom,readonly=on,file=${o.iso}`,

@@ -28,7 +28,7 @@ export async function makeHybridIso(o: HybridIso): Promise<void> {
     '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table',
     '-eltorito-alt-boot',
     '-e', '--interval:appended_partition_2:all::', '-no-emul-boot', '-isohybrid-gpt-basdat',
-    '-append_partition', '2', 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', o.efiImage,
+    '-append_partition', '2', '0xef', o.efiImage, '-appended_part_as_gpt',
     o.tree,
   ], { env: { SOURCE_DATE_EPOCH: String(o.epoch) } });
 }

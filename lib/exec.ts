@@ -1,4 +1,6 @@
 import { execa, type Options, type Result } from 'execa';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { UserError } from './errors.ts';
 
 /** Which Debian package brings each host tool, for the "missing tool" message. */
@@ -33,4 +35,21 @@ export async function run(tool: string, args: readonly string[], options: Option
 export async function output(tool: string, args: readonly string[], options: Options = {}): Promise<string> {
   const r = await run(tool, args, options);
   return String(r.stdout);
+}
+
+/** Fails with one line naming every missing host tool and the Debian package that brings it. */
+export async function requireTools(tools: string[]): Promise<void> {
+  const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean);
+  const found = (tool: string) => dirs.some((d) => {
+    try {
+      accessSync(join(d, tool), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  const missing = tools.filter((t) => !found(t));
+  if (missing.length === 0) return;
+  const named = missing.map((t) => (packageOf[t] ? `${t} (Debian package ${packageOf[t]})` : t));
+  throw new UserError(`missing host tools: ${named.join(', ')}; \`npm run build\` installs them`);
 }

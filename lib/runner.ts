@@ -3,6 +3,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'n
 import { join } from 'node:path';
 import { inputsEpoch } from './epoch.ts';
 import { pathDigest, textDigest } from './hash.ts';
+import { requireTools } from './exec.ts';
 
 /** What a stage declares it reads. Everything here goes into the stage's cache key. */
 export interface StageInputs {
@@ -28,6 +29,8 @@ export interface Stage<Options> {
   summary: string;
   /** Earlier stages whose outputs this one reads. */
   after: string[];
+  /** Host programs the stage runs; all are checked before the build starts. */
+  tools: string[];
   inputs(options: Options): StageInputs | Promise<StageInputs>;
   run(ctx: StageContext<Options>): Promise<void>;
 }
@@ -55,6 +58,7 @@ export async function runStages<Options>(
   settings: { cacheDir: string; noCache?: boolean; print?: (line: string) => void },
 ): Promise<Map<string, StageRecord>> {
   const print = settings.print ?? ((line: string) => process.stderr.write(`${line}\n`));
+  await requireTools([...new Set(stages.flatMap((s) => s.tools))]);
   const done = new Map<string, StageRecord>();
   let index = 0;
   for (const stage of stages) {

@@ -52,7 +52,7 @@ export const siteSchema: Rule = {
 
 function check(rule: Rule, value: unknown, path: string, file: string): unknown {
   const fail = (why: string): never => {
-    throw new UserError(`${file}: ${path}: ${why}`);
+    throw new UserError(path ? `${file}: ${path}: ${why}` : `${file}: ${why}`);
   };
   switch (rule.kind) {
     case 'object': {

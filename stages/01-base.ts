@@ -72,6 +72,7 @@ export const base: Stage<BuildOptions> = {
   name: 'base',
   summary: 'the base system: Debian 12 via mmdebstrap (cached by its package set), or --base ISO',
   after: [],
+  tools: ['mmdebstrap', 'mksquashfs', 'dpkg-deb', 'xorriso'],
   inputs: (o) => ({
     files: [fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/squashfs.ts', import.meta.url))],
     params: o.base ? { iso: o.base } : { ...defaultBase, mirror: o.mirror },

@@ -21,6 +21,7 @@ export const unpack: Stage<BuildOptions> = {
   name: 'unpack',
   summary: "the base kernel's modules tree and a static busybox, out of the base's root image",
   after: ['base'],
+  tools: ['unsquashfs'],
   inputs: () => ({ files: [fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/squashfs.ts', import.meta.url))] }),
   async run(ctx) {
     const baseDir = ctx.from('base');

@@ -23,6 +23,7 @@ export const minirt = {
   name: 'minirt',
   summary: "minirt.gz: the project's initramfs (busybox, the base kernel's storage drivers, init)",
   after: ['unpack'],
+  tools: ['depmod'],
   inputs: () => ({
     files: [fileURLToPath(import.meta.url), join(overlaysDir, 'minirt'), fileURLToPath(new URL('../iso/cpio.ts', import.meta.url))],
     params: { modules: minirtModules },

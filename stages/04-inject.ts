@@ -11,6 +11,7 @@ export const inject = {
   name: 'inject',
   summary: 'the OpenSSI layer: interconnect init, boot scripts (overlays/openssi)',
   after: ['unpack'],
+  tools: ['mksquashfs'],
   inputs: () => ({
     files: [fileURLToPath(import.meta.url), join(overlaysDir, 'openssi'), fileURLToPath(new URL('../lib/layer.ts', import.meta.url))],
   }),

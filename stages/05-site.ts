@@ -23,6 +23,7 @@ export const site = {
   name: 'site',
   summary: 'the site layer and boot menus (site.json, files/, iso/, templates/)',
   after: [],
+  tools: ['mksquashfs'],
   inputs: (o) => ({
     files: [fileURLToPath(import.meta.url), o.siteDir, templatesDir, fileURLToPath(new URL('../lib/layer.ts', import.meta.url))],
     params: o.site,

@@ -24,6 +24,7 @@ export const pack = {
   name: 'pack',
   summary: 'the hybrid ISO (isolinux + GRUB EFI, El Torito + MBR/GPT) with xorriso',
   after: ['base', 'minirt', 'inject', 'site'],
+  tools: ['xorriso', 'grub-mkimage', 'mkfs.fat', 'mcopy'],
   inputs: (o) => ({
     files: [
       fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/xorriso.ts', import.meta.url)),

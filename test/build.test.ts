@@ -1,0 +1,182 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileDigest } from '../lib/hash.ts';
+import { defaultOutPath, defaultSiteDir, projectRoot } from '../lib/paths.ts';
+import { elToritoEntries } from '../iso/xorriso.ts';
+import { isoFiles } from '../iso/layout.ts';
+import { buildCli, leftovers } from './helpers.ts';
+
+const manifestOf = (iso: string) => iso.replace(/\.iso$/, '.manifest.json');
+
+/** Reads one file out of an ISO, or out of a squashfs layer inside it. */
+function isoCat(iso: string, path: string, dir: string): Buffer {
+  const dest = join(dir, `x-${Date.now()}`);
+  execFileSync('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', `/${path}`, dest], { stdio: 'ignore' });
+  return execFileSync('cat', [dest]);
+}
+function layerCat(iso: string, layer: string, path: string, dir: string): string {
+  const image = join(dir, `layer-${Date.now()}`);
+  execFileSync('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', `/KNOPPIX/${layer}`, image], { stdio: 'ignore' });
+  return execFileSync('unsquashfs', ['-cat', image, path], { encoding: 'utf8' });
+}
+
+test('npm run build makes the default ISO, its manifest, in KNOPPIX layout', async () => {
+  const r = await buildCli(['--json']);
+  assert.is(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout);
+  assert.is(summary.iso, defaultOutPath);
+  assert.match(r.stderr, /\[1\/6\] base/);
+  const files = await isoFiles(defaultOutPath);
+  for (const f of ['boot/isolinux/isolinux.bin', 'boot/isolinux/isolinux.cfg', 'boot/isolinux/linux', 'boot/isolinux/minirt.gz',
+    'boot/grub/grub.cfg', 'KNOPPIX/KNOPPIX', 'KNOPPIX/KNOPPIX1', 'KNOPPIX/KNOPPIX2', 'KNOPPIX/md5sums']) {
+    assert.ok(files.includes(f), `${f} on the ISO`);
+  }
+  assert.is(await fileDigest(defaultOutPath), summary.sha256);
+  const manifest = JSON.parse(await readFile(manifestOf(defaultOutPath), 'utf8'));
+  assert.is(manifest.iso.sha256, summary.sha256);
+  assert.match(manifest.base.kernelVersion, /^\d+\.\d+\.\d+-\d+-amd64$/, 'the generic amd64 flavour');
+  assert.ok(manifest.base.packages.some((p: string) => p.startsWith('linux-image-') && !p.includes('cloud')));
+  assert.equal(Object.keys(manifest.stages), ['base', 'unpack', 'minirt', 'inject', 'site', 'pack']);
+  const injected = manifest.layers[0].files;
+  const inittab = injected.find((f: any) => f.path === 'etc/inittab');
+  assert.is(inittab.change, 'changed');
+  assert.match(inittab.sha256, /^[0-9a-f]{64}$/);
+  assert.is(injected.find((f: any) => f.path === 'usr/lib/openssi/first-nic').change, 'added');
+});
+
+test('the ISO has a BIOS and a UEFI El Torito entry, an MBR and a GPT EFI partition', async () => {
+  const entries = await elToritoEntries(defaultOutPath);
+  assert.equal(entries.map((e) => e.platform), ['BIOS', 'UEFI']);
+  const report = execFileSync('xorriso', ['-indev', defaultOutPath, '-report_system_area', 'plain'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  assert.match(report, /System area summary: MBR isohybrid .*GPT/);
+  assert.match(report, /^MBR partition\s+:\s+1\s+0x00\s+0xee/m, 'protective MBR: the GPT describes the disk');
+  // EFI System Partition type C12A7328-F81F-11D2-BA4B-00A0C93EC93B, as GPT stores it on disk
+  assert.match(report, /^GPT type GUID\s+:\s+2\s+28732ac11ff8d211ba4b00a0c93ec93b$/m);
+});
+
+test('KNOPPIX/md5sums holds the checksum of every file on the CD', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'md5-'));
+  const sums = isoCat(defaultOutPath, 'KNOPPIX/md5sums', dir).toString();
+  const lines = sums.trim().split('\n');
+  const byPath = new Map(lines.map((l) => [l.slice(34), l.slice(0, 32)]));
+  assert.ok(byPath.has('KNOPPIX/KNOPPIX') && byPath.has('boot/isolinux/minirt.gz'));
+  const cfg = isoCat(defaultOutPath, 'boot/isolinux/isolinux.cfg', dir);
+  assert.is(byPath.get('boot/isolinux/isolinux.cfg'), execFileSync('md5sum', ['-'], { input: cfg, encoding: 'utf8' }).slice(0, 32));
+});
+
+test('a site file change rebuilds only the site layer and the ISO, and lands in the ISO', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'site-change-'));
+  const site = join(dir, 'site');
+  await cp(defaultSiteDir, site, { recursive: true });
+  const out = join(dir, 'site.iso');
+  const first = await buildCli(['--site', site, '--out', out, '--json']);
+  assert.is(first.code, 0, first.stderr);
+  await mkdir(join(site, 'files', 'etc', 'openssi-site'), { recursive: true });
+  await writeFile(join(site, 'files', 'etc', 'openssi-site', 'note'), `changed ${Date.now()}\n`);
+  const second = await buildCli(['--site', site, '--out', out, '--json']);
+  assert.is(second.code, 0, second.stderr);
+  const stages = JSON.parse(second.stdout).stages;
+  for (const s of ['base', 'unpack', 'minirt', 'inject']) assert.ok(stages[s].cached, `${s} reused`);
+  for (const s of ['site', 'pack']) assert.not.ok(stages[s].cached, `${s} rebuilt`);
+  assert.match(layerCat(out, 'KNOPPIX2', 'etc/openssi-site/note', dir), /^changed \d+/);
+  assert.is(JSON.parse(second.stdout).sha256 === JSON.parse(first.stdout).sha256, false);
+});
+
+test('site settings reach the boot menus and the image', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'site-cfg-'));
+  const site = join(dir, 'site');
+  await cp(defaultSiteDir, site, { recursive: true });
+  await writeFile(join(site, 'site.json'), JSON.stringify({
+    clustername: 'lab', initNodeName: 'alpha', boot: { label: 'Lab cluster', timeout: 7, kernelArgs: ['mitigations=off'] },
+    iso: { volumeLabel: 'LAB_CLUSTER' },
+  }));
+  const out = join(dir, 'lab.iso');
+  const r = await buildCli(['--site', site, '--out', out]);
+  assert.is(r.code, 0, r.stderr);
+  const isolinux = isoCat(out, 'boot/isolinux/isolinux.cfg', dir).toString();
+  assert.match(isolinux, /^TIMEOUT 70$/m);
+  assert.match(isolinux, /MENU LABEL Lab cluster/);
+  assert.match(isolinux, /APPEND initrd=minirt\.gz console=tty0 console=ttyS0,115200n8 mitigations=off$/m);
+  const grub = isoCat(out, 'boot/grub/grub.cfg', dir).toString();
+  assert.match(grub, /set timeout=7/);
+  assert.match(grub, /linux \/boot\/isolinux\/linux console=tty0 console=ttyS0,115200n8 mitigations=off/);
+  const conf = layerCat(out, 'KNOPPIX2', 'etc/openssi/cluster.conf', dir);
+  assert.match(conf, /^CLUSTERNAME='lab'$/m);
+  assert.match(conf, /^INIT_NODE_NAME='alpha'$/m);
+  const pvd = execFileSync('xorriso', ['-indev', out, '-pvd_info'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  assert.match(pvd, /Volume Id\s*:\s*LAB_CLUSTER/);
+});
+
+/** Each bad input: exit 1, one line naming the thing, no ISO or temporary left, input untouched. */
+async function rejected(args: string[], pattern: RegExp, out: string, env: Record<string, string> = {}) {
+  const r = await buildCli([...args, '--out', out], env);
+  assert.is(r.code, 1, `exit code for ${args.join(' ')}: ${r.stderr}`);
+  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('openssi-live:'));
+  assert.is(lines.length, 1, r.stderr);
+  assert.match(lines[0], pattern);
+  assert.not.ok(existsSync(out), 'no ISO written');
+  assert.equal(await leftovers(join(out, '..')), [], 'no temporary left');
+}
+
+test('bad input: one clear line, non-zero exit, nothing written, input untouched', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'bad-'));
+  const out = join(dir, 'out.iso');
+  await rejected(['--base', join(dir, 'nope.iso')], /--base .*nope\.iso: no such file/, out);
+  await rejected(['--base', dir], /--base .*: not a file/, out);
+  const text = join(dir, 'notes.iso');
+  await writeFile(text, 'not an ISO\n'.repeat(5000));
+  const textSum = await fileDigest(text);
+  await rejected(['--base', text], /notes\.iso: not an ISO 9660 image/, out);
+  assert.is(await fileDigest(text), textSum, 'input untouched');
+  const tree = join(dir, 'tree');
+  await mkdir(join(tree, 'isolinux'), { recursive: true });
+  await writeFile(join(tree, 'readme.txt'), 'hello');
+  execFileSync('xorriso', ['-as', 'mkisofs', '-quiet', '-o', join(dir, 'plain.iso'), tree], { stdio: 'ignore' });
+  await rejected(['--base', join(dir, 'plain.iso')], /plain\.iso: the ISO has no El Torito boot record/, out);
+  execFileSync('cp', ['/usr/lib/ISOLINUX/isolinux.bin', join(tree, 'isolinux/')]);
+  execFileSync('xorriso', ['-as', 'mkisofs', '-quiet', '-o', join(dir, 'other.iso'), '-b', 'isolinux/isolinux.bin', '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table', tree], { stdio: 'ignore' });
+  const otherSum = await fileDigest(join(dir, 'other.iso'));
+  await rejected(['--base', join(dir, 'other.iso')], /other\.iso: unknown layout: neither KNOPPIX\/KNOPPIX nor live\/\*\.squashfs \(top level: isolinux, readme\.txt\)/, out);
+  assert.is(await fileDigest(join(dir, 'other.iso')), otherSum, 'input untouched');
+  await rejected([], /--out .*: folder .*missing does not exist/, join(dir, 'missing', 'x.iso')).catch((e) => {
+    if (!/scandir/.test(e.message)) throw e; // the folder is missing, so nothing can be left in it
+  });
+  await rejected(['--site', join(dir, 'nosite')], /--site .*nosite: no such folder/, out);
+  const badSite = join(dir, 'badsite');
+  await mkdir(badSite);
+  await writeFile(join(badSite, 'site.json'), JSON.stringify({ interconnect: { initNodeIp: '10.0.0.300' } }));
+  await rejected(['--site', badSite], /badsite\/site\.json: interconnect\.initNodeIp: must be an IPv4 address, got "10\.0\.0\.300"/, out);
+  await rejected(['--bogus'], /Unknown option '--bogus'/, out);
+  await rejected([], /missing host tools: .*mmdebstrap \(Debian package mmdebstrap\)/, out, { PATH: `${process.execPath.replace(/\/node$/, '')}:/nonexistent` });
+});
+
+test('Ctrl-C during a build stops it and leaves the cache usable', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sigint-'));
+  const cache = join(dir, 'cache');
+  const out = join(dir, 'x.iso');
+  let pid = 0;
+  const running = buildCli(['--cache', cache, '--out', out], {}, projectRoot, (p) => (pid = p));
+  // Wait until the base stage is under way (its temporary folder exists), then interrupt.
+  const deadline = Date.now() + 60000;
+  while (Date.now() < deadline) {
+    const base = join(cache, 'stages', 'base');
+    if (existsSync(base) && (await readdir(base)).some((n) => n.startsWith('.tmp-'))) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await new Promise((r) => setTimeout(r, 3000));
+  process.kill(pid, 'SIGINT');
+  const r = await running;
+  assert.is(r.code, 130, r.stderr);
+  assert.match(r.stderr, /openssi-live: interrupted/);
+  assert.not.ok(existsSync(out));
+  assert.equal(await readdir(join(cache, 'stages', 'base')), [], 'no half-made stage and no temporary');
+  const mounts = await readFile('/proc/mounts', 'utf8');
+  assert.not.ok(mounts.includes(cache), 'nothing left mounted under the cache');
+});
+
+test.run();

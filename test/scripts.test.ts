@@ -1,0 +1,45 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { walk } from '../lib/hash.ts';
+import { overlaysDir } from '../lib/paths.ts';
+
+/** Every shell script that runs inside the image (shebang #!/bin/sh), and shell fragments. */
+async function imageScripts(): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await walk(overlaysDir)) {
+    if (e.type !== 'file') continue;
+    const path = join(overlaysDir, e.path);
+    const head = readFileSync(path, 'utf8').slice(0, 64);
+    if (head.startsWith('#!/bin/sh') || /\/profile\.d\/.*\.sh$|\/etc\/default\//.test(e.path)) out.push(path);
+  }
+  return out;
+}
+
+test('image scripts are POSIX sh, shellcheck-clean', async () => {
+  const scripts = await imageScripts();
+  assert.ok(scripts.length >= 5, `found ${scripts.length} scripts`);
+  const r = spawnSync('shellcheck', ['-s', 'sh', '-S', 'style', '-f', 'gcc', ...scripts], { encoding: 'utf8' });
+  assert.is(r.stdout + r.stderr, '', 'shellcheck findings');
+  assert.is(r.status, 0);
+});
+
+test('image scripts parse under busybox sh', async () => {
+  for (const script of await imageScripts()) {
+    execFileSync('busybox', ['sh', '-n', script]);
+  }
+});
+
+test('scripts that run as commands start with set -eu', async () => {
+  for (const script of await imageScripts()) {
+    const text = readFileSync(script, 'utf8');
+    if (!text.startsWith('#!/bin/sh')) continue;
+    // minirt's init must never exit (it is PID 1): it uses set -u and handles each failure.
+    const wanted = script.endsWith('minirt/init') ? /^set -u$/m : /^set -eu$/m;
+    assert.match(text, wanted, script);
+  }
+});
+
+test.run();

@@ -1,0 +1,63 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadSite, validateSite } from '../lib/site.ts';
+
+const rejects = (raw: unknown, pattern: RegExp) => {
+  try {
+    validateSite(raw, 'x/site.json');
+  } catch (error: any) {
+    assert.match(error.message, pattern);
+    assert.is(error.name, 'UserError');
+    return;
+  }
+  assert.unreachable(`accepted ${JSON.stringify(raw)}`);
+};
+
+test('an empty site takes every default', () => {
+  const s = validateSite({});
+  assert.is(s.clustername, 'KNOPPIX-OpenSSI');
+  assert.is(s.interconnect.initNodeIp, '10.0.0.1');
+  assert.is(s.interconnect.network, '10.0.0.0/8');
+  assert.is(s.iso.volumeLabel, 'KNOPPIX');
+  assert.equal(s.boot.kernelArgs, []);
+});
+
+test('each bad field is named with the file and the reason', () => {
+  rejects({ clustername: 'bad name' }, /^x\/site\.json: clustername: must be a host name/);
+  rejects({ clustername: 7 }, /clustername: must be a string/);
+  rejects({ colour: 'red' }, /^x\/site\.json: unknown field 'colour'/);
+  rejects({ boot: { timout: 3 } }, /^x\/site\.json: boot: unknown field 'timout' \(known: label, timeout, kernelArgs\)/);
+  rejects({ boot: { timeout: -1 } }, /boot\.timeout: must be a whole number from 0 to 600/);
+  rejects({ boot: { timeout: 1.5 } }, /boot\.timeout/);
+  rejects({ boot: { kernelArgs: ['a b'] } }, /boot\.kernelArgs: \[0\] must be kernel arguments/);
+  rejects({ boot: { kernelArgs: 'quiet' } }, /boot\.kernelArgs: must be a list/);
+  rejects({ iso: { volumeLabel: 'lower' } }, /iso\.volumeLabel: must be 1 to 32 of A-Z/);
+  rejects({ interconnect: { network: '192.168.0.0/16', initNodeIp: '192.168.0.1' } }, /interconnect\.network: the interconnect must be inside 10\.0\.0\.0\/8/);
+  rejects({ interconnect: { network: '10.0.0.1/8' } }, /interconnect\.network: host bits are set/);
+  rejects({ interconnect: { initNodeIp: '10.0.0.0' } }, /interconnect\.initNodeIp: 10\.0\.0\.0 is not a host address/);
+  rejects({ interconnect: { network: '10.1.0.0/16', initNodeIp: '10.2.0.1' } }, /initNodeIp: 10\.2\.0\.1 is not a host address in 10\.1\.0\.0\/16/);
+  rejects({ interconnect: { initNodeIp: '10.0.0.256' } }, /initNodeIp: must be an IPv4 address/);
+  rejects({ initNodeName: 'KNOPPIX-OpenSSI' }, /initNodeName: must differ from clustername/);
+  rejects([], /must be an object/);
+});
+
+test('a site.json that is not JSON names the file', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'site-'));
+  await writeFile(join(dir, 'site.json'), '{ "clustername": ');
+  try {
+    await loadSite(dir);
+    assert.unreachable('accepted broken JSON');
+  } catch (error: any) {
+    assert.match(error.message, new RegExp(`^${dir}/site\\.json: not valid JSON`));
+  }
+});
+
+test('a folder without site.json is a site with defaults', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'site-'));
+  assert.is((await loadSite(dir)).initNodeName, 'node1');
+});
+
+test.run();
