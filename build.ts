@@ -96,6 +96,7 @@ async function main(): Promise<void> {
   const seconds = (performance.now() - started) / 1000;
   const summary = {
     iso: options.out, manifest: manifestFile, sha256, bytes: size, seconds: Number(seconds.toFixed(2)),
+    peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
     stages: Object.fromEntries([...records.values()].map((r) => [r.name, { cached: r.cached, seconds: Number(r.seconds.toFixed(2)) }])),
   };
   if (options.json) console.log(JSON.stringify(summary));

@@ -1,0 +1,70 @@
+#!/usr/bin/env tsx
+// npm run bench: cold build, warm rebuild after a site file change, and boot to shell under TCG,
+// each the median of several runs in this one process, against the goals of issue 2.
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { singleNodeBoot } from '../driver/scenarios.ts';
+import { defaultSiteDir } from '../lib/paths.ts';
+import { buildCli } from '../test/helpers.ts';
+
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, 'skip-cold': { type: 'boolean' } } });
+const runs = Math.max(1, Number(values.runs));
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const rows: { metric: string; values: number[]; unit: string; goal: string }[] = [];
+const work = await mkdtemp(join(tmpdir(), 'openssi-bench-'));
+
+async function build(args: string[]) {
+  const r = await buildCli([...args, '--json']);
+  if (r.code !== 0) throw new Error(`build failed:\n${r.stderr}`);
+  return JSON.parse(r.stdout) as { seconds: number; peakRssMiB: number; iso: string };
+}
+
+try {
+  const peak: number[] = [];
+  if (!values['skip-cold']) {
+    const cold: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const r = await build(['--cache', join(work, `cold-${i}`), '--out', join(work, 'cold.iso')]);
+      cold.push(r.seconds);
+      peak.push(r.peakRssMiB);
+      await rm(join(work, `cold-${i}`), { recursive: true, force: true });
+      process.stderr.write(`cold build ${i + 1}/${runs}: ${r.seconds.toFixed(1)} s\n`);
+    }
+    rows.push({ metric: 'cold default build', values: cold, unit: 's', goal: '≤ 60 s' });
+  }
+  const site = join(work, 'site');
+  await cp(defaultSiteDir, site, { recursive: true });
+  const out = join(work, 'warm.iso');
+  await build(['--site', site, '--out', out]);
+  const warm: number[] = [];
+  for (let i = 0; i < Math.max(runs, 5); i++) {
+    await writeFile(join(site, 'files', 'etc', 'motd'), `bench run ${i} ${Date.now()}\n`);
+    const r = await build(['--site', site, '--out', out]);
+    warm.push(r.seconds);
+    peak.push(r.peakRssMiB);
+  }
+  rows.push({ metric: 'warm rebuild after a site file change', values: warm, unit: 's', goal: '≤ 5 s' });
+  rows.push({ metric: 'peak memory of the build process', values: peak, unit: 'MiB', goal: '≤ 300 MB' });
+  const boot: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const r = await singleNodeBoot(out, { firmware: 'bios', accel: 'tcg', logDir: join(work, 'boot') });
+    if (r.checks.some((c) => !c.ok)) throw new Error(`boot check failed: ${JSON.stringify(r.checks)}`);
+    boot.push(r.secondsToShell);
+    process.stderr.write(`BIOS boot ${i + 1}/${runs}: ${r.secondsToShell.toFixed(1)} s\n`);
+  }
+  rows.push({ metric: 'BIOS boot to shell under TCG', values: boot, unit: 's', goal: '≤ 20 s' });
+} finally {
+  await rm(work, { recursive: true, force: true });
+}
+
+console.log('\nmetric                                   median   runs                      goal');
+for (const r of rows) {
+  const m = r.unit === 'MiB' ? Math.max(...r.values) : median(r.values);
+  const label = r.unit === 'MiB' ? 'max' : '';
+  console.log(`${r.metric.padEnd(40)} ${`${m.toFixed(1)} ${r.unit}`.padStart(9)}${label ? ` (${label})` : ''}   ${r.values.map((v) => v.toFixed(1)).join(' ').padEnd(24)}  ${r.goal}`);
+}
