@@ -22,3 +22,25 @@ export function isStaticElf(path: string): boolean {
     closeSync(fd);
   }
 }
+
+/** The contents of a named section of a 64-bit little-endian ELF file, or undefined. */
+export function elfSection(data: Buffer, name: string): Buffer | undefined {
+  if (data.length < 64 || data.readUInt32BE(0) !== 0x7f454c46 || data[4] !== 2 || data[5] !== 1) return undefined;
+  const shoff = Number(data.readBigUInt64LE(40));
+  const shentsize = data.readUInt16LE(58);
+  const shnum = data.readUInt16LE(60);
+  const shstrndx = data.readUInt16LE(62);
+  if (shoff === 0 || shoff + shnum * shentsize > data.length) return undefined;
+  const header = (i: number) => {
+    const o = shoff + i * shentsize;
+    return { name: data.readUInt32LE(o), offset: Number(data.readBigUInt64LE(o + 24)), size: Number(data.readBigUInt64LE(o + 32)) };
+  };
+  const strtab = header(shstrndx);
+  for (let i = 0; i < shnum; i++) {
+    const h = header(i);
+    const start = strtab.offset + h.name;
+    const end = data.indexOf(0, start);
+    if (data.toString('latin1', start, end) === name) return data.subarray(h.offset, h.offset + h.size);
+  }
+  return undefined;
+}

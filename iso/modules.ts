@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { elfSection } from './elf.ts';
 
 /** A module's name as modprobe knows it: file name less .ko(.xz|.zst|.gz), '-' read as '_'. */
 export function moduleName(path: string): string {
@@ -51,4 +52,21 @@ export function moduleClosure(index: ModuleIndex, names: string[]): { files: str
     else if (!index.builtin.has(name)) missing.push(raw);
   }
   return { files: [...files].sort(), missing };
+}
+
+/** A kernel module's .modinfo fields (vermagic, name, license, ...), as modinfo shows them. */
+export function modinfo(ko: Buffer): Map<string, string> {
+  const section = elfSection(ko, '.modinfo');
+  if (!section) throw new Error('not a kernel module (no .modinfo section)');
+  const fields = new Map<string, string>();
+  for (const item of section.toString('latin1').split('\0')) {
+    const eq = item.indexOf('=');
+    if (eq > 0 && !fields.has(item.slice(0, eq))) fields.set(item.slice(0, eq), item.slice(eq + 1));
+  }
+  return fields;
+}
+
+/** The kernel release a vermagic string names (its first word). */
+export function vermagicRelease(vermagic: string): string {
+  return vermagic.trim().split(/\s+/)[0] ?? '';
 }

@@ -9,6 +9,10 @@ export interface SiteConfig {
   interconnect: { network: string; initNodeIp: string };
   boot: { label: string; timeout: number; kernelArgs: string[] };
   iso: { volumeLabel: string };
+  /** Prebuilt kernel modules (.ko files or folders of them), relative to the site folder. */
+  modules: string[];
+  /** Extra context-dependent paths (CDSLs): absolute; a trailing / marks a folder. */
+  cdsl: string[];
 }
 
 type Rule =
@@ -41,6 +45,8 @@ export const siteSchema: Rule = {
         kernelArgs: { kind: 'strings', pattern: /^[!-~]{1,200}$/, why: 'kernel arguments without spaces, quotes or control characters', default: [] },
       },
     },
+    modules: { kind: 'strings', pattern: /^(?!\/)(?!.*(^|\/)\.\.(\/|$))[ -~]{1,255}$/, why: 'paths inside the site folder (relative, no ..)', default: [] },
+    cdsl: { kind: 'strings', pattern: /^\/(?!.*(^|\/)\.\.?(\/|$))(?!(proc|sys|dev|cluster|run)(\/|$))[A-Za-z0-9._+\/-]{1,200}$/, why: 'absolute paths outside /proc, /sys, /dev, /run and /cluster, without . or ..', default: [] },
     iso: {
       kind: 'object',
       fields: {

@@ -3,9 +3,10 @@ import type { Stage } from '../lib/runner.ts';
 import { base } from './01-base.ts';
 import { unpack } from './02-unpack.ts';
 import { minirt } from './03-minirt.ts';
-import { inject } from './04-inject.ts';
-import { site } from './05-site.ts';
-import { pack } from './06-pack.ts';
+import { modules } from './04-modules.ts';
+import { inject } from './05-inject.ts';
+import { site } from './06-site.ts';
+import { pack } from './07-pack.ts';
 
 /** The build, in run order (README "How a build runs" lists them the same way). */
-export const stages: Stage<BuildOptions>[] = [base, unpack, minirt, inject, site, pack];
+export const stages: Stage<BuildOptions>[] = [base, unpack, minirt, modules, inject, site, pack];

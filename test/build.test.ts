@@ -30,7 +30,7 @@ test('npm run build makes the default ISO, its manifest, in KNOPPIX layout', asy
   assert.is(r.code, 0, r.stderr);
   const summary = JSON.parse(r.stdout);
   assert.is(summary.iso, defaultOutPath);
-  assert.match(r.stderr, /\[1\/6\] base/);
+  assert.match(r.stderr, /\[1\/7\] base/);
   const files = await isoFiles(defaultOutPath);
   for (const f of ['boot/isolinux/isolinux.bin', 'boot/isolinux/isolinux.cfg', 'boot/isolinux/linux', 'boot/isolinux/minirt.gz',
     'boot/grub/grub.cfg', 'KNOPPIX/KNOPPIX', 'KNOPPIX/KNOPPIX1', 'KNOPPIX/KNOPPIX2', 'KNOPPIX/md5sums']) {
@@ -41,7 +41,7 @@ test('npm run build makes the default ISO, its manifest, in KNOPPIX layout', asy
   assert.is(manifest.iso.sha256, summary.sha256);
   assert.match(manifest.base.kernelVersion, /^\d+\.\d+\.\d+-\d+-amd64$/, 'the generic amd64 flavour');
   assert.ok(manifest.base.packages.some((p: string) => p.startsWith('linux-image-') && !p.includes('cloud')));
-  assert.equal(Object.keys(manifest.stages), ['base', 'unpack', 'minirt', 'inject', 'site', 'pack']);
+  assert.equal(Object.keys(manifest.stages), ['base', 'unpack', 'minirt', 'modules', 'inject', 'site', 'pack']);
   const injected = manifest.layers[0].files;
   const inittab = injected.find((f: any) => f.path === 'etc/inittab');
   assert.is(inittab.change, 'changed');
@@ -81,7 +81,7 @@ test('a site file change rebuilds only the site layer and the ISO, and lands in 
   const second = await buildCli(['--site', site, '--out', out, '--json']);
   assert.is(second.code, 0, second.stderr);
   const stages = JSON.parse(second.stdout).stages;
-  for (const s of ['base', 'unpack', 'minirt', 'inject']) assert.ok(stages[s].cached, `${s} reused`);
+  for (const s of ['base', 'unpack', 'minirt', 'modules', 'inject']) assert.ok(stages[s].cached, `${s} reused`);
   for (const s of ['site', 'pack']) assert.not.ok(stages[s].cached, `${s} rebuilt`);
   assert.match(layerCat(out, 'KNOPPIX2', 'etc/openssi-site/note', dir), /^changed \d+/);
   assert.is(JSON.parse(second.stdout).sha256 === JSON.parse(first.stdout).sha256, false);

@@ -13,7 +13,7 @@ async function imageScripts(): Promise<string[]> {
     if (e.type !== 'file') continue;
     const path = join(overlaysDir, e.path);
     const head = readFileSync(path, 'utf8').slice(0, 64);
-    if (head.startsWith('#!/bin/sh') || /\/profile\.d\/.*\.sh$|\/etc\/default\//.test(e.path)) out.push(path);
+    if (head.startsWith('#!/bin/sh') || /\.sh$|\/etc\/default\//.test(e.path)) out.push(path);
   }
   return out;
 }

@@ -15,6 +15,11 @@ export function kernelArgs(siteArgs: string[]): string {
   return ['console=tty0', 'console=ttyS0,115200n8', ...siteArgs].join(' ');
 }
 
+function netmask(prefix: number): string {
+  const bits = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  return [24, 16, 8, 0].map((s) => (bits >>> s) & 255).join('.');
+}
+
 /**
  * The site layer: the site's files/ plus the rendered rootfs templates, in their own squashfs;
  * and the ISO-tree additions: the site's iso/ plus the rendered boot menus.
@@ -30,7 +35,7 @@ export const site = {
   }),
   async run(ctx) {
     const { site: config, siteDir } = ctx.options;
-    const data = { site: config, prefix: prefixLength(config), kernelArgs: kernelArgs(config.boot.kernelArgs) };
+    const data = { site: config, prefix: prefixLength(config), netmask: netmask(prefixLength(config)), kernelArgs: kernelArgs(config.boot.kernelArgs) };
     const tree = join(ctx.out, 'tree');
     const iso = join(ctx.out, 'iso');
     await mkdir(tree, { recursive: true });

@@ -6,11 +6,11 @@ import type { BuildOptions } from '../lib/options.ts';
 import { overlaysDir } from '../lib/paths.ts';
 import type { Stage } from '../lib/runner.ts';
 
-/** The OpenSSI layer: overlays/openssi laid into its own squashfs, stacked over the base. */
+/** The OpenSSI layer: overlays/openssi and the kernel modules, in their own squashfs over the base. */
 export const inject = {
   name: 'inject',
-  summary: 'the OpenSSI layer: interconnect init, boot scripts (overlays/openssi)',
-  after: ['unpack'],
+  summary: 'the OpenSSI layer: overlays/openssi (userland, boot scripts, docs) and the modules',
+  after: ['modules'],
   tools: ['mksquashfs'],
   inputs: () => ({
     files: [fileURLToPath(import.meta.url), join(overlaysDir, 'openssi'), fileURLToPath(new URL('../lib/layer.ts', import.meta.url))],
@@ -18,6 +18,7 @@ export const inject = {
   async run(ctx) {
     const tree = join(ctx.out, 'tree');
     await copyTree(join(overlaysDir, 'openssi'), tree);
+    await copyTree(join(ctx.from('modules'), 'tree'), tree);
     await packLayer(tree, ctx.out, ctx.epoch);
   },
 } satisfies Stage<BuildOptions>;
