@@ -161,7 +161,8 @@ export class Machine {
   async waitForShell(timeoutSec = 180): Promise<number> {
     await this.waitForConsole(/root@[\w-]+:[^\n]*# /, timeoutSec);
     const seconds = (performance.now() - this.startedAt) / 1000;
-    await this.succeed('dmesg -n 1');
+    // Tabs reach the log as tabs (agetty's tty expands them), kernel messages stay off the console.
+    await this.succeed('stty tab0; dmesg -n 1');
     return seconds;
   }
 

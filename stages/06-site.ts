@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copyTree } from '../lib/fsutil.ts';
 import { packLayer } from '../lib/layer.ts';
@@ -13,6 +13,19 @@ import { prefixLength } from '../lib/site.ts';
 /** Extra kernel arguments every boot entry carries: consoles first, then the site's own. */
 export function kernelArgs(siteArgs: string[]): string {
   return ['console=tty0', 'console=ttyS0,115200n8', ...siteArgs].join(' ');
+}
+
+/** The site's extra CDSLs: a symlink into /cluster/node{nodenum} each, and their list. */
+async function addCdsls(tree: string, paths: string[]): Promise<void> {
+  await mkdir(join(tree, 'etc', 'openssi'), { recursive: true });
+  await writeFile(join(tree, 'etc', 'openssi', 'cdsl.site'), paths.map((p) => `${p}\n`).join(''));
+  for (const p of paths) {
+    const path = p.replace(/\/+$/, '');
+    const link = join(tree, path);
+    await mkdir(dirname(link), { recursive: true });
+    await rm(link, { recursive: true, force: true });
+    await symlink(`/cluster/node{nodenum}${path}`, link);
+  }
 }
 
 function netmask(prefix: number): string {
@@ -44,6 +57,7 @@ export const site = {
     if (existsSync(join(siteDir, 'iso'))) await copyTree(join(siteDir, 'iso'), iso);
     await renderTemplates([join(templatesDir, 'rootfs'), join(siteDir, 'templates', 'rootfs')], data, tree);
     await renderTemplates([join(templatesDir, 'iso'), join(siteDir, 'templates', 'iso')], data, iso);
+    await addCdsls(tree, config.cdsl);
     await packLayer(tree, ctx.out, ctx.epoch);
   },
 } satisfies Stage<BuildOptions>;

@@ -93,7 +93,7 @@ test('site settings reach the boot menus and the image', async () => {
   await cp(defaultSiteDir, site, { recursive: true });
   await writeFile(join(site, 'site.json'), JSON.stringify({
     clustername: 'lab', initNodeName: 'alpha', boot: { label: 'Lab cluster', timeout: 7, kernelArgs: ['mitigations=off'] },
-    iso: { volumeLabel: 'LAB_CLUSTER' },
+    iso: { volumeLabel: 'LAB_CLUSTER' }, cdsl: ['/etc/lab/', '/var/lib/lab.state'],
   }));
   const out = join(dir, 'lab.iso');
   const r = await buildCli(['--site', site, '--out', out]);
@@ -108,6 +108,12 @@ test('site settings reach the boot menus and the image', async () => {
   const conf = layerCat(out, 'KNOPPIX2', 'etc/openssi/cluster.conf', dir);
   assert.match(conf, /^CLUSTERNAME='lab'$/m);
   assert.match(conf, /^INIT_NODE_NAME='alpha'$/m);
+  assert.is(layerCat(out, 'KNOPPIX2', 'etc/openssi/cdsl.site', dir), '/etc/lab/\n/var/lib/lab.state\n');
+  const image = join(dir, 'site-layer');
+  execFileSync('xorriso', ['-osirrox', 'on', '-indev', out, '-extract', '/KNOPPIX/KNOPPIX2', image], { stdio: 'ignore' });
+  const listing = execFileSync('unsquashfs', ['-lls', '-d', '', image], { encoding: 'utf8' });
+  assert.match(listing, /\/etc\/lab -> \/cluster\/node\{nodenum\}\/etc\/lab$/m);
+  assert.match(listing, /\/var\/lib\/lab\.state -> \/cluster\/node\{nodenum\}\/var\/lib\/lab\.state$/m);
   const pvd = execFileSync('xorriso', ['-indev', out, '-pvd_info'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   assert.match(pvd, /Volume Id\s*:\s*LAB_CLUSTER/);
 });

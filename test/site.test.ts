@@ -42,6 +42,12 @@ test('each bad field is named with the file and the reason', () => {
   rejects({ interconnect: { initNodeIp: '10.0.0.256' } }, /initNodeIp: must be an IPv4 address/);
   rejects({ initNodeName: 'KNOPPIX-OpenSSI' }, /initNodeName: must differ from clustername/);
   rejects([], /must be an object/);
+  rejects({ modules: ['../x.ko'] }, /modules: \[0\] must be paths inside the site folder/);
+  rejects({ modules: ['/abs/x.ko'] }, /modules: \[0\] must be paths inside the site folder/);
+  rejects({ cdsl: ['etc/x'] }, /cdsl: \[0\] must be absolute paths outside/);
+  rejects({ cdsl: ['/proc/x'] }, /cdsl: \[0\]/);
+  rejects({ cdsl: ['/etc/../x'] }, /cdsl: \[0\]/);
+  assert.equal(validateSite({ cdsl: ['/etc/ssh/', '/var/lib/chrony'] }).cdsl, ['/etc/ssh/', '/var/lib/chrony']);
 });
 
 test('a site.json that is not JSON names the file', async () => {
