@@ -23,6 +23,7 @@ Builds a KNOPPIX/OpenSSI live ISO. Options:
   --cache DIR       stage cache (default .cache, or $OPENSSI_LIVE_CACHE)
   --no-cache        rebuild every stage
   --mirror URL      Debian mirror for the default base (default http://deb.debian.org/debian)
+  --cluster-key F   the cluster's secret key (64 hex digits); default: made once, kept in the cache
   --json            print the result as one JSON object on stdout
   -h, --help        this text
 
@@ -40,7 +41,7 @@ async function parse(argv: string[]): Promise<BuildOptions & { json: boolean }> 
       args: argv,
       options: {
         base: { type: 'string' }, site: { type: 'string' }, out: { type: 'string' }, cache: { type: 'string' },
-        'no-cache': { type: 'boolean' }, mirror: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        'no-cache': { type: 'boolean' }, mirror: { type: 'string' }, 'cluster-key': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
     }));
@@ -61,12 +62,15 @@ async function parse(argv: string[]): Promise<BuildOptions & { json: boolean }> 
   if ((await stat(out).catch(() => undefined))?.isDirectory()) throw new UserError(`--out ${values.out}: is a folder; name the ISO file to write`);
   const mirror = values.mirror ?? 'http://deb.debian.org/debian';
   if (!/^(https?|file):\/\/\S+$/.test(mirror)) throw new UserError(`--mirror ${mirror}: must be an http(s):// or file:// URL`);
+  const cacheDir = resolve(values.cache ?? process.env.OPENSSI_LIVE_CACHE ?? defaultCacheDir);
   return {
     base: values.base === undefined ? undefined : resolve(values.base),
     siteDir,
     site: await loadSite(siteDir),
     out,
-    cacheDir: resolve(values.cache ?? process.env.OPENSSI_LIVE_CACHE ?? defaultCacheDir),
+    cacheDir,
+    clusterKey: resolve(values['cluster-key'] ?? join(cacheDir, 'keys', 'cluster-key')),
+    clusterKeyGiven: values['cluster-key'] !== undefined,
     noCache: Boolean(values['no-cache']),
     mirror,
     json: Boolean(values.json),

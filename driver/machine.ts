@@ -16,6 +16,10 @@ export interface Nic {
   slot?: number;
   /** vde switch socket; without one the NIC is plugged into nothing. */
   vde?: string;
+  /** Boot from this NIC (its option ROM: PXE). */
+  bootindex?: number;
+  /** '' removes the NIC's boot ROM, as on a NIC without PXE. */
+  romfile?: string;
 }
 
 export interface MachineOptions {
@@ -29,6 +33,10 @@ export interface MachineOptions {
   isoAsUsb?: boolean;
   memoryMiB?: number;
   nics?: Nic[];
+  /** A raw disk image, as virtio disk /dev/vda. */
+  disk?: string;
+  /** The real-time clock's start ('2031-01-01' for a clock years off); default: now (UTC). */
+  rtcBase?: string;
   extraArgs?: string[];
 }
 
@@ -108,8 +116,12 @@ export class Machine {
     (o.nics ?? []).forEach((nic, i) => {
       const netdev = nic.vde ? `vde,id=net${i},sock=${nic.vde}` : `hubport,id=net${i},hubid=${100 + i}`;
       const slot = nic.slot !== undefined ? `,addr=${nic.slot.toString(16)}` : '';
-      args.push('-netdev', netdev, '-device', `${nic.model ?? 'virtio-net-pci'},netdev=net${i},mac=${nic.mac}${slot}`);
+      const boot = nic.bootindex !== undefined ? `,bootindex=${nic.bootindex}` : '';
+      const rom = nic.romfile !== undefined ? `,romfile=${nic.romfile}` : '';
+      args.push('-netdev', netdev, '-device', `${nic.model ?? 'virtio-net-pci'},netdev=net${i},mac=${nic.mac}${slot}${boot}${rom}`);
     });
+    if (o.disk) args.push('-drive', `if=virtio,format=raw,file=${o.disk}`);
+    args.push('-rtc', `base=${o.rtcBase ?? 'utc'}`);
     args.push(...(o.extraArgs ?? []));
     return args;
   }
@@ -162,7 +174,7 @@ export class Machine {
     await this.waitForConsole(/root@[\w-]+:[^\n]*# /, timeoutSec);
     const seconds = (performance.now() - this.startedAt) / 1000;
     // Tabs reach the log as tabs (agetty's tty expands them), kernel messages stay off the console.
-    await this.succeed('stty tab0; dmesg -n 1');
+    await this.succeed('stty tab0 <&1; dmesg -n 1');
     return seconds;
   }
 

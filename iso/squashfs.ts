@@ -8,6 +8,8 @@ export interface SquashfsOptions {
   compression?: [string, number?];
   /** Make every file owned by root (folders from a checkout carry the builder's uid). */
   allRoot?: boolean;
+  /** Paths to add as overlayfs whiteouts (character device 0:0): they hide the layers below. */
+  whiteouts?: string[];
 }
 
 /** Packs a folder into a squashfs image. */
@@ -17,6 +19,7 @@ export async function makeSquashfs(source: string, image: string, o: SquashfsOpt
   if (level !== undefined) args.push('-Xcompression-level', String(level));
   args.push('-mkfs-time', String(o.epoch), '-all-time', String(o.epoch), '-no-xattrs');
   if (o.allRoot) args.push('-all-root');
+  for (const path of o.whiteouts ?? []) args.push('-p', `${path.replace(/^\/+/, '')} c 0000 0 0 0 0`);
   // mksquashfs refuses SOURCE_DATE_EPOCH together with -mkfs-time: the options say it already.
   const env = { ...process.env };
   delete env.SOURCE_DATE_EPOCH;

@@ -3,14 +3,14 @@ import { join } from 'node:path';
 import { fileDigest, walk } from './hash.ts';
 import { makeSquashfs } from '../iso/squashfs.ts';
 
-export interface LayerFile { path: string; type: 'file' | 'dir' | 'symlink'; mode: number; sha256?: string; target?: string }
+export interface LayerFile { path: string; type: 'file' | 'dir' | 'symlink' | 'whiteout'; mode: number; sha256?: string; target?: string }
 
 /**
  * Packs a folder as a layer image (every file root's, every time the epoch) and records its files
  * in files.json beside it, for the build manifest.
  */
-export async function packLayer(tree: string, outDir: string, epoch: number): Promise<void> {
-  await makeSquashfs(tree, join(outDir, 'layer.squashfs'), { epoch, allRoot: true, compression: ['zstd', 15] });
+export async function packLayer(tree: string, outDir: string, epoch: number, hide: string[] = []): Promise<void> {
+  await makeSquashfs(tree, join(outDir, 'layer.squashfs'), { epoch, allRoot: true, compression: ['zstd', 15], whiteouts: hide });
   const files: LayerFile[] = [];
   for (const e of await walk(tree)) {
     files.push({
@@ -19,6 +19,7 @@ export async function packLayer(tree: string, outDir: string, epoch: number): Pr
       ...(e.target !== undefined ? { target: e.target } : {}),
     });
   }
+  for (const path of hide) files.push({ path: path.replace(/^\/+/, ''), type: 'whiteout', mode: 0 });
   await writeFile(join(outDir, 'files.json'), `${JSON.stringify(files, null, 1)}\n`);
 }
 

@@ -13,7 +13,7 @@ export async function buildManifest(records: Map<string, StageRecord>, site: Sit
   const layers = [];
   for (const [i, name] of ['inject', 'site'].entries()) {
     const files = (await readLayerFiles(dir(name))).filter((f) => f.type !== 'dir').map((f) => ({
-      ...f, change: baseFiles.has(f.path) ? 'changed' : 'added',
+      ...f, change: f.type === 'whiteout' ? 'removed' : baseFiles.has(f.path) ? 'changed' : 'added',
     }));
     layers.push({ image: `KNOPPIX/KNOPPIX${i + 1}`, stage: name, files });
   }

@@ -11,4 +11,7 @@ export interface BuildOptions {
   noCache: boolean;
   /** Debian mirror for the default base. */
   mirror: string;
+  /** File holding the cluster's Ed25519 seed (64 hex digits); made in the cache when absent. */
+  clusterKey: string;
+  clusterKeyGiven: boolean;
 }

@@ -16,7 +16,7 @@ export const defaultBase = {
   variant: 'minbase',
   packages: [
     'linux-image-amd64', 'sysvinit-core', 'busybox-static', 'dnsmasq', 'dropbear-bin',
-    'iproute2', 'kmod', 'procps', 'pxelinux', 'syslinux-common',
+    'iproute2', 'kmod', 'procps', 'pxelinux', 'syslinux-common', 'nfs-kernel-server', 'wget',
   ],
   // Documentation and translations make the CD bigger and the build slower, and nobody reads
   // them on a cluster node; copyright files stay.

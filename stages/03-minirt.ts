@@ -19,14 +19,25 @@ export const minirtModules = [
   'sr_mod', 'sd_mod', 'isofs', 'loop', 'squashfs', 'overlay',
 ];
 
+/**
+ * NIC drivers for netbooted nodes (loaded only when the kernel command line names an init
+ * node): common wired chipsets of PCs and servers, and the virtual ones.
+ */
+export const minirtNetModules = [
+  'e1000', 'e1000e', 'igb', 'igc', 'ixgb', 'ixgbe', 'r8169', '8139too', '8139cp', 'tg3', 'bnx2', 'bnxt_en',
+  'sky2', 'skge', 'forcedeth', 'atl1', 'atl1c', 'atl1e', 'alx', 'b44', 'via_rhine', 'via_velocity', 'pcnet32',
+  'ne2k_pci', 'tulip', 'e100', 'r6040', 'sis900', 'natsemi', 'virtio_net', 'vmxnet3', 'tlan', 'be2net',
+  'i40e', 'ice', 'mlx4_en', 'mlx5_core', 'qlcnic', 'cxgb4', 'enic', 'hv_netvsc', 'xen_netfront', 'af_packet',
+];
+
 export const minirt = {
   name: 'minirt',
-  summary: "minirt.gz: the project's initramfs (busybox, the base kernel's storage drivers, init)",
+  summary: "minirt.gz: the project's initramfs (busybox, the base kernel's storage and NIC drivers, init)",
   after: ['unpack'],
   tools: ['depmod'],
   inputs: () => ({
     files: [fileURLToPath(import.meta.url), join(overlaysDir, 'minirt'), fileURLToPath(new URL('../iso/cpio.ts', import.meta.url))],
-    params: { modules: minirtModules },
+    params: { modules: minirtModules, netModules: minirtNetModules },
   }),
   async run(ctx) {
     const unpackDir = ctx.from('unpack');
@@ -35,7 +46,7 @@ export const minirt = {
     const modulesDir = join(unpackDir, info.modulesDir);
     const tree = join(ctx.out, 'tree');
     const index = await readModuleIndex(modulesDir);
-    const { files, missing } = moduleClosure(index, minirtModules);
+    const { files, missing } = moduleClosure(index, [...minirtModules, ...minirtNetModules]);
     if (missing.length) ctx.log(`not in kernel ${kver}, skipped: ${missing.join(' ')}`);
     const treeModules = join(tree, 'lib', 'modules', kver);
     for (const f of files) {
@@ -51,6 +62,7 @@ export const minirt = {
     await symlink('busybox', join(tree, 'bin', 'sh')); // for init's #!; init installs the other applets
     await mkdir(join(tree, 'etc', 'minirt'), { recursive: true });
     await writeFile(join(tree, 'etc', 'minirt', 'modules'), `${minirtModules.join('\n')}\n`);
+    await writeFile(join(tree, 'etc', 'minirt', 'net-modules'), `${minirtNetModules.join('\n')}\n`);
     await copyFile(join(overlaysDir, 'minirt', 'init'), join(tree, 'init'));
     const entries = [
       ...(await entriesFromTree(tree)),

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copyTree } from '../lib/fsutil.ts';
@@ -13,12 +14,13 @@ export const inject = {
   after: ['modules'],
   tools: ['mksquashfs'],
   inputs: () => ({
-    files: [fileURLToPath(import.meta.url), join(overlaysDir, 'openssi'), fileURLToPath(new URL('../lib/layer.ts', import.meta.url))],
+    files: [fileURLToPath(import.meta.url), join(overlaysDir, 'openssi'), join(overlaysDir, 'openssi.hide'), fileURLToPath(new URL('../lib/layer.ts', import.meta.url))],
   }),
   async run(ctx) {
     const tree = join(ctx.out, 'tree');
     await copyTree(join(overlaysDir, 'openssi'), tree);
     await copyTree(join(ctx.from('modules'), 'tree'), tree);
-    await packLayer(tree, ctx.out, ctx.epoch);
+    const hide = (await readFile(join(overlaysDir, 'openssi.hide'), 'utf8')).split('\n').filter((l) => l.startsWith('/'));
+    await packLayer(tree, ctx.out, ctx.epoch, hide);
   },
 } satisfies Stage<BuildOptions>;

@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { authorizedKeyLine, clusterKeySeed, dropbearPrivateKey } from '../lib/clusterkey.ts';
 import { copyTree } from '../lib/fsutil.ts';
 import { packLayer } from '../lib/layer.ts';
 import type { BuildOptions } from '../lib/options.ts';
@@ -28,6 +30,15 @@ async function addCdsls(tree: string, paths: string[]): Promise<void> {
   }
 }
 
+/** The cluster key: onnode's client key on every node, and the only key its servers accept. */
+async function addClusterKey(tree: string, seed: Buffer, clustername: string): Promise<void> {
+  await mkdir(join(tree, 'etc', 'openssi'), { recursive: true });
+  await writeFile(join(tree, 'etc', 'openssi', 'cluster-key'), dropbearPrivateKey(seed), { mode: 0o600 });
+  await mkdir(join(tree, 'root', '.ssh'), { recursive: true, mode: 0o700 });
+  await writeFile(join(tree, 'root', '.ssh', 'authorized_keys'),
+    authorizedKeyLine(seed, 'no-port-forwarding,no-agent-forwarding,no-X11-forwarding', `openssi-cluster@${clustername}`), { mode: 0o600 });
+}
+
 function netmask(prefix: number): string {
   const bits = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   return [24, 16, 8, 0].map((s) => (bits >>> s) & 255).join('.');
@@ -42,9 +53,10 @@ export const site = {
   summary: 'the site layer and boot menus (site.json, files/, iso/, templates/)',
   after: [],
   tools: ['mksquashfs'],
-  inputs: (o) => ({
+  inputs: async (o) => ({
     files: [fileURLToPath(import.meta.url), o.siteDir, templatesDir, fileURLToPath(new URL('../lib/layer.ts', import.meta.url))],
-    params: o.site,
+    // The key's digest, not the key: the cache key must change with it but never hold it.
+    params: { site: o.site, clusterKey: createHash('sha256').update(await clusterKeySeed(o.clusterKey, !o.clusterKeyGiven)).digest('hex') },
   }),
   async run(ctx) {
     const { site: config, siteDir } = ctx.options;
@@ -58,6 +70,7 @@ export const site = {
     await renderTemplates([join(templatesDir, 'rootfs'), join(siteDir, 'templates', 'rootfs')], data, tree);
     await renderTemplates([join(templatesDir, 'iso'), join(siteDir, 'templates', 'iso')], data, iso);
     await addCdsls(tree, config.cdsl);
+    await addClusterKey(tree, await clusterKeySeed(ctx.options.clusterKey, !ctx.options.clusterKeyGiven), config.clustername);
     await packLayer(tree, ctx.out, ctx.epoch);
   },
 } satisfies Stage<BuildOptions>;

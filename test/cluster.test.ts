@@ -61,7 +61,8 @@ test('every command answers --help', async () => {
 test('CDSL: /etc/nodename shows the keyword and reads as node 1\'s own file', async () => {
   assert.is(await out('readlink /etc/nodename'), '/cluster/node{nodenum}/etc/nodename');
   assert.is(await out('cat /etc/nodename'), 'node1');
-  assert.is(await out('readlink "/cluster/node{nodenum}"'), 'node1');
+  assert.is(await out('readlink "/cluster/node{nodenum}"'), '/run/openssi/node');
+  assert.is(await out('readlink /run/openssi/node'), '/cluster/node1');
   await node1.succeed('echo per-node > /etc/motd.local && mklocalfile /etc/motd.local');
   assert.is(await out('readlink /etc/motd.local'), '/cluster/node{nodenum}/etc/motd.local');
   assert.is(await out('cat /etc/motd.local; cat /cluster/node1/etc/motd.local'), 'per-node\nper-node');
@@ -104,7 +105,7 @@ test('ssi-timesync with one node reports node 1 as the reference', async () => {
 });
 
 test('ssi-addnode refuses each bad answer and writes nothing', async () => {
-  const sum = await out('md5sum /etc/clustertab /etc/openssi/dhcp-hosts /etc/hosts');
+  const sum = await out('md5sum /etc/clustertab /cluster/etc/dhcp-hosts /etc/hosts');
   const ok = { node: '2', mac: '52:54:00:00:00:02', ip: '10.0.0.2', boot: 'pxe', name: 'node2' };
   const bad: [Partial<typeof ok>, RegExp][] = [
     [{ node: '1' }, /from 2 to 125/], [{ node: '126' }, /from 2 to 125/], [{ node: 'two' }, /whole number/],
@@ -121,15 +122,15 @@ test('ssi-addnode refuses each bad answer and writes nothing', async () => {
     assert.match(r.output, /refused: /);
     assert.match(r.output, why);
   }
-  assert.is(await out('md5sum /etc/clustertab /etc/openssi/dhcp-hosts /etc/hosts'), sum);
+  assert.is(await out('md5sum /etc/clustertab /cluster/etc/dhcp-hosts /etc/hosts'), sum);
   await node1.succeed('test ! -e /srv/tftp/pxelinux.cfg/01-52-54-00-00-00-02');
 });
 
 test('a valid ssi-addnode writes clustertab, DHCP host entry, boot file, name; a taken MAC is refused', async () => {
   await node1.succeed('ssi-addnode --node 2 --mac 52:54:00:00:00:02 --ip 10.0.0.2 --boot pxe --name node2 --yes');
   assert.match(await node1.succeed('cat /etc/clustertab'), /^2\t10\.0\.0\.2\t52:54:00:00:00:02\tP\t0\t$/m);
-  assert.match(await out('cat /etc/openssi/dhcp-hosts'), /^52:54:00:00:00:02,10\.0\.0\.2,node2$/m);
-  assert.match(await out('cat /srv/tftp/pxelinux.cfg/01-52-54-00-00-00-02'), /openssi\.node=2 openssi\.ip=10\.0\.0\.2 openssi\.name=node2/);
+  assert.match(await out('cat /cluster/etc/dhcp-hosts'), /^52:54:00:00:00:02,set:pxe,10\.0\.0\.2,node2$/m);
+  assert.match(await out('cat /srv/tftp/pxelinux.cfg/01-52-54-00-00-00-02'), /KERNEL http:\/\/10\.0\.0\.1\/boot\/isolinux\/linux\n.*openssi\.node=2 openssi\.ip=10\.0\.0\.2 openssi\.prefix=8 openssi\.name=node2/);
   assert.is(await out('cat /cluster/node2/etc/nodename'), 'node2');
   assert.match(await out('cat /etc/hosts'), /^10\.0\.0\.2\tnode2$/m);
   assert.match(await out('cluster -v'), /^2\s+node2\s+10\.0\.0\.2\s+NEVERUP$/m);
@@ -157,7 +158,7 @@ test('ssi-addnode asks the guide\'s questions at the console, in order, and asks
   node1.type('y\n');
   await node1.waitForConsole(/Node 3 saved/);
   assert.match(await node1.succeed('cat /etc/clustertab'), /^3\t10\.0\.0\.3\t52:54:00:00:00:03\tE\t0\t$/m);
-  assert.match(await out('cat /srv/tftp/ipxe/52-54-00-00-00-03.ipxe'), /^kernel tftp:\/\/10\.0\.0\.1\/linux .*openssi\.node=3/m);
+  assert.match(await out('cat /srv/tftp/ipxe/52-54-00-00-00-03.ipxe'), /^kernel http:\/\/10\.0\.0\.1\/boot\/isolinux\/linux .*openssi\.node=3/m);
 });
 
 test('DHCP and TFTP run on node 1, on the interconnect only; the guide\'s restart commands work', async () => {

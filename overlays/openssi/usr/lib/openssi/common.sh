@@ -3,7 +3,11 @@
 
 # shellcheck source=/dev/null
 . /etc/openssi/cluster.conf
-CLUSTERTAB=/etc/clustertab
+CLUSTERTAB=/cluster/etc/clustertab
+# shellcheck disable=SC2034 # for the commands that source this file
+DHCP_HOSTS=/cluster/etc/dhcp-hosts
+# shellcheck disable=SC2034
+NETBOOT_DIR=/cluster/etc/netboot
 STATE_DIR=/run/openssi/state
 
 die() {

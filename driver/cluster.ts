@@ -1,0 +1,79 @@
+import { open as openFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Machine, type Firmware } from './machine.ts';
+import { VSwitch } from './vswitch.ts';
+
+/** iPXE from Debian's ipxe package: what a NIC without PXE boots from (the seed's Etherboot). */
+export const ipxeIso = '/usr/lib/ipxe/ipxe.iso';
+
+export interface NetNodeOptions {
+  mac: string;
+  protocol: 'pxe' | 'etherboot';
+  /** A blank disk of this many MiB, as /dev/vda. */
+  diskMiB?: number;
+  rtcBase?: string;
+}
+
+/**
+ * A cluster of VMs on one private switch, in the manner of the NixOS test driver:
+ *   const c = await Cluster.start(iso, {...}); const node1 = await c.bootInitNode();
+ *   await node1.succeed('ssi-addnode ...'); const node2 = c.bootNetNode('node2', {...});
+ *   await node1.waitForConsole(/nodeup: node 2/);
+ */
+export class Cluster {
+  readonly machines = new Map<string, Machine>();
+
+  private constructor(readonly iso: string, readonly dir: string, readonly accel: 'tcg' | 'kvm', readonly net: VSwitch) {}
+
+  static async start(iso: string, o: { dir: string; accel: 'tcg' | 'kvm' }): Promise<Cluster> {
+    await mkdir(o.dir, { recursive: true });
+    return new Cluster(iso, o.dir, o.accel, await VSwitch.start(o.dir));
+  }
+
+  /** Node 1: boots the CD, its first NIC on the interconnect. */
+  async bootInitNode(firmware: Firmware = 'bios', name = 'node1'): Promise<Machine> {
+    const vm = Machine.start({
+      name, firmware, accel: this.accel, dir: this.dir, iso: this.iso,
+      nics: [{ mac: '52:54:00:00:01:01', model: 'e1000', slot: 3, vde: this.net.socket }],
+    });
+    this.machines.set(name, vm);
+    await vm.waitForShell(240);
+    return vm;
+  }
+
+  /**
+   * A node that boots from the interconnect: PXE from its NIC's boot ROM (virtio-net with iPXE,
+   * as QEMU ships it), or Etherboot: a NIC without a ROM and iPXE booted from a CD instead.
+   */
+  async bootNetNode(name: string, o: NetNodeOptions): Promise<Machine> {
+    let disk: string | undefined;
+    if (o.diskMiB) {
+      disk = join(this.dir, `${name}.disk`);
+      const fh = await openFile(disk, 'w');
+      await fh.truncate(o.diskMiB * 2 ** 20);
+      await fh.close();
+    }
+    const pxe = o.protocol === 'pxe';
+    const vm = Machine.start({
+      name, firmware: 'bios', accel: this.accel, dir: this.dir, memoryMiB: 1024, disk, rtcBase: o.rtcBase,
+      iso: pxe ? undefined : ipxeIso,
+      nics: [pxe
+        ? { mac: o.mac, model: 'virtio-net-pci', slot: 3, vde: this.net.socket, bootindex: 1 }
+        : { mac: o.mac, model: 'rtl8139', slot: 3, vde: this.net.socket, romfile: '' }],
+    });
+    this.machines.set(name, vm);
+    return vm;
+  }
+
+  /** Powers a node off at once (its VM is killed), like pulling its plug. */
+  async kill(name: string): Promise<void> {
+    await this.machines.get(name)?.stop();
+    this.machines.delete(name);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.machines.values()].map((m) => m.stop()));
+    this.machines.clear();
+    await this.net.stop();
+  }
+}
