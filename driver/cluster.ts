@@ -59,7 +59,7 @@ export class Cluster {
       iso: pxe ? undefined : ipxeIso,
       nics: [pxe
         ? { mac: o.mac, model: 'virtio-net-pci', slot: 3, vde: this.net.socket, bootindex: 1 }
-        : { mac: o.mac, model: 'rtl8139', slot: 3, vde: this.net.socket, romfile: '' }],
+        : { mac: o.mac, model: 'e1000', slot: 3, vde: this.net.socket, romfile: '' }],
     });
     this.machines.set(name, vm);
     return vm;
