@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../lib/exec.ts';
 import { chooseAccel, type AccelChoice } from './accel.ts';
+import { Cluster } from './cluster.ts';
 import { Machine, type Firmware } from './machine.ts';
 import { VSwitch } from './vswitch.ts';
 
@@ -67,6 +68,36 @@ export async function singleNodeBoot(iso: string, o: { firmware: Firmware; accel
   } finally {
     await vm?.stop();
     await net?.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+export interface ClusterReport { accel: string; nodes: { node: number; protocol: string; secondsToUp: number }[]; clusterV: string; logDir: string }
+
+/**
+ * Node 1 from the CD, then nodes 2..count from the interconnect (even numbers by PXE, odd by
+ * Etherboot), each added with ssi-addnode and waited for until its nodeup.
+ */
+export async function clusterBoot(iso: string, o: { count: number; accel: AccelChoice; logDir: string }): Promise<ClusterReport> {
+  const work = await mkdtemp(join(tmpdir(), 'openssi-cluster-'));
+  let cluster: Cluster | undefined;
+  try {
+    const accel = await chooseAccel(o.accel, await kernelOf(iso, work));
+    cluster = await Cluster.start(iso, { dir: o.logDir, accel });
+    const node1 = await cluster.bootInitNode();
+    const nodes = [];
+    for (let n = 2; n <= o.count; n++) {
+      const mac = `52:54:00:00:${n.toString(16).padStart(2, '0')}:${n.toString(16).padStart(2, '0')}`;
+      const protocol = n % 2 === 0 ? 'pxe' : 'etherboot';
+      await node1.succeed(`ssi-addnode --node ${n} --mac ${mac} --ip 10.0.0.${n} --boot ${protocol} --name node${n} --yes`);
+      const started = performance.now();
+      await cluster.bootNetNode(`node${n}`, { mac, protocol });
+      await node1.waitForConsole(new RegExp(`nodeup: node ${n} `), 300);
+      nodes.push({ node: n, protocol, secondsToUp: (performance.now() - started) / 1000 });
+    }
+    return { accel, nodes, clusterV: await node1.succeed('cluster -v'), logDir: o.logDir };
+  } finally {
+    await cluster?.stop();
     await rm(work, { recursive: true, force: true });
   }
 }

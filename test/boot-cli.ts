@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { singleNodeBoot } from '../driver/scenarios.ts';
+import { clusterBoot, singleNodeBoot } from '../driver/scenarios.ts';
 import type { AccelChoice } from '../driver/accel.ts';
 import { defaultOutPath, projectRoot } from '../lib/paths.ts';
 
@@ -14,6 +14,8 @@ Boots the ISO (default out/knoppix-openssi.iso) in QEMU, headless, and checks th
   --firmware bios|uefi|both   SeaBIOS on i440fx, OVMF on q35, or one after the other (default both)
   --usb                       attach the ISO as a USB stick instead of a CD
   --accel auto|tcg|kvm        auto uses KVM only when a quick probe shows it works (default auto)
+  --nodes N                   boot a cluster instead: node 1 from the CD, nodes 2..N from the
+                              interconnect (even by PXE, odd by Etherboot), and show cluster -v
   --logs DIR                  serial logs and screenshots (default out/boot)
   --json                      print the reports as JSON`;
 
@@ -21,7 +23,7 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     firmware: { type: 'string', default: 'both' }, usb: { type: 'boolean' }, accel: { type: 'string', default: 'auto' },
-    logs: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    logs: { type: 'string' }, nodes: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   },
 });
 if (values.help) {
@@ -38,6 +40,22 @@ if (!['bios', 'uefi', 'both'].includes(values.firmware!)) fail(`--firmware ${val
 if (!['auto', 'tcg', 'kvm'].includes(values.accel!)) fail(`--accel ${values.accel}: must be auto, tcg or kvm`);
 const logDir = resolve(values.logs ?? `${projectRoot}/out/boot`);
 await mkdir(logDir, { recursive: true });
+if (values.nodes !== undefined) {
+  const count = Number(values.nodes);
+  if (!Number.isInteger(count) || count < 2 || count > 16) fail(`--nodes ${values.nodes}: must be a whole number from 2 to 16`);
+  try {
+    const report = await clusterBoot(iso, { count, accel: values.accel as AccelChoice, logDir: resolve(logDir, 'cluster') });
+    if (values.json) console.log(JSON.stringify(report, null, 2));
+    else {
+      for (const n of report.nodes) console.log(`node ${n.node} (${n.protocol}, ${report.accel}): power-on to UP in ${n.secondsToUp.toFixed(1)} s`);
+      console.log(report.clusterV.trim());
+      console.log(`serial logs in ${report.logDir}`);
+    }
+    process.exit(0);
+  } catch (error: any) {
+    fail(String(error?.message ?? error));
+  }
+}
 let failed = 0;
 const reports = [];
 for (const firmware of values.firmware === 'both' ? (['bios', 'uefi'] as const) : [values.firmware as 'bios' | 'uefi']) {

@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { projectRoot } from '../lib/paths.ts';
@@ -25,10 +26,13 @@ async function secondClone(): Promise<string> {
 test('two clones built with the same SOURCE_DATE_EPOCH give the same ISO, byte for byte', async () => {
   const clone = await secondClone();
   const epoch = { SOURCE_DATE_EPOCH: '1700000000' };
+  // The cluster key is a secret input: the same key file for both, or the ISOs differ by it.
+  const key = join(clone, 'cluster-key');
+  await writeFile(key, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
   try {
-    const a = await buildCli(['--json', '--cache', join(clone, '.cache-a'), '--out', join(clone, 'a.iso')], epoch, projectRoot);
+    const a = await buildCli(['--json', '--cache', join(clone, '.cache-a'), '--out', join(clone, 'a.iso'), '--cluster-key', key], epoch, projectRoot);
     assert.is(a.code, 0, a.stderr);
-    const b = await buildCli(['--json', '--cache', join(clone, '.cache-b'), '--out', join(clone, 'b.iso')], epoch, clone);
+    const b = await buildCli(['--json', '--cache', join(clone, '.cache-b'), '--out', join(clone, 'b.iso'), '--cluster-key', key], epoch, clone);
     assert.is(b.code, 0, b.stderr);
     const ja = JSON.parse(a.stdout);
     const jb = JSON.parse(b.stdout);
