@@ -101,7 +101,8 @@ test('swap on node 2\'s disk: onnode 2 swapon, and the node= line of the cluster
 
 test('remote execution refuses a key that is not the cluster\'s, and logs it', async () => {
   await node1.succeed('dropbearkey -t ed25519 -f /tmp/stranger >/dev/null');
-  const r = await node1.execute('dbclient -y -y -i /tmp/stranger root@10.0.0.2 true');
+  // setsid: no controlling terminal, so dbclient cannot stop to ask for a password on the console.
+  const r = await node1.execute('timeout 30 setsid -w dbclient -y -y -i /tmp/stranger root@10.0.0.2 true');
   assert.is.not(r.status, 0);
   assert.match(await out(node1, 'onnode 2 cat /var/log/openssi-remote.log'), /Exit before auth from <10\.0\.0\.1:\d+>/);
 });
