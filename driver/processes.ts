@@ -29,10 +29,6 @@ export function trackedPids(): { pid: number; name: string }[] {
   return [...running].map(([pid, { name }]) => ({ pid, name }));
 }
 
-export async function stopAllTracked(): Promise<void> {
-  await Promise.all([...running.values()].map(({ child }) => stopTracked(child, 1000)));
-}
-
 function killAllNow(): void {
   for (const pid of running.keys()) {
     try {

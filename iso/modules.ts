@@ -65,8 +65,3 @@ export function modinfo(ko: Buffer): Map<string, string> {
   }
   return fields;
 }
-
-/** The kernel release a vermagic string names (its first word). */
-export function vermagicRelease(vermagic: string): string {
-  return vermagic.trim().split(/\s+/)[0] ?? '';
-}

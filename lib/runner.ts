@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inputsEpoch } from './epoch.ts';
 import { pathDigest, textDigest } from './hash.ts';
@@ -158,8 +158,4 @@ export async function pruneCache(cacheDir: string, used: Map<string, StageRecord
     entries.sort((a, b) => b.used - a.used);
     for (const e of entries.slice(keep)) await rm(join(root, stage, e.name), { recursive: true, force: true });
   }
-}
-
-export async function readRecorded(dir: string): Promise<Recorded> {
-  return JSON.parse(await readFile(join(dir, '.complete.json'), 'utf8'));
 }
