@@ -48,9 +48,9 @@ export async function singleNodeBoot(iso: string, o: { firmware: Firmware; accel
     check('banner names node 1 and its address', banner[1] === '1' && banner[3] === '10.0.0.1/8', banner[0]);
     const links = await vm.succeed('ip -o link show');
     const addrs = await vm.succeed('ip -o -4 addr show');
-    const ifOf = (mac: string) => /^\d+: ([^:@]+)[^\n]*link\/ether ([0-9a-f:]+)/gm;
     const names = new Map<string, string>();
-    for (const m of links.matchAll(ifOf(''))) names.set(m[2], m[1]);
+    // interface name by MAC, from `ip -o link`: "2: eth0: <...> ... link/ether 52:54:..."
+    for (const m of links.matchAll(/^\d+: ([^:@]+)[^\n]*link\/ether ([0-9a-f:]+)/gm)) names.set(m[2], m[1]);
     const first = names.get(interconnectMac);
     const second = names.get(publicMac);
     check('both NICs present', Boolean(first && second), links.trim());
