@@ -13,14 +13,14 @@ export async function kernelHeaders(kver: string, log: (m: string) => void): Pro
   if (process.getuid?.() !== 0) {
     throw new UserError(`kernel headers for ${kver} are missing; run as root: apt-get install -y ${pkg}`);
   }
-  log(`installing ${pkg} (headers for the base kernel)`);
+  log(`installing ${pkg} (headers for the CD's kernel)`);
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
   try {
     await run('apt-get', ['install', '-y', '--no-install-recommends', pkg], { env });
   } catch {
     await run('apt-get', ['update'], { env });
     await run('apt-get', ['install', '-y', '--no-install-recommends', pkg], { env }).catch(() => {
-      throw new UserError(`cannot install ${pkg}: the base kernel ${kver} has no headers package in the configured Debian mirrors`);
+      throw new UserError(`cannot install ${pkg}: kernel ${kver} has no headers package in the configured Debian mirrors`);
     });
   }
   if (!existsSync(`${dir}/Makefile`)) throw new UserError(`${pkg} installed but ${dir} is missing`);

@@ -4,11 +4,13 @@ import { readLayerFiles } from './layer.ts';
 import type { StageRecord } from './runner.ts';
 import type { SiteConfig } from './site.ts';
 import type { BaseInfo } from '../stages/01-base.ts';
+import type { UnpackInfo } from '../stages/02-unpack.ts';
 
 /** What went into an ISO: the base, each stage's digest, and every file the layers add or replace. */
 export async function buildManifest(records: Map<string, StageRecord>, site: SiteConfig, iso: { path: string; sha256: string; size: number }) {
   const dir = (name: string) => records.get(name)!.dir;
   const base: BaseInfo = JSON.parse(await readFile(join(dir('base'), 'base.json'), 'utf8'));
+  const kernel: UnpackInfo = JSON.parse(await readFile(join(dir('unpack'), 'unpack.json'), 'utf8'));
   const baseFiles = new Set((await readFile(join(dir('unpack'), 'base-files.txt'), 'utf8')).split('\n'));
   const layers = [];
   for (const [i, name] of ['inject', 'site'].entries()) {
@@ -25,6 +27,7 @@ export async function buildManifest(records: Map<string, StageRecord>, site: Sit
       source: base.source, layout: base.layout, kernelVersion: base.kernelVersion,
       rootMd5: base.rootMd5, packages: base.packages,
     },
+    kernel: { version: kernel.kernelVersion, from: site.kernel ? `site package ${site.kernel}` : 'base' },
     site,
     stages: Object.fromEntries([...records.values()].map((r) => [r.name, { key: r.key, cached: r.cached, seconds: Number(r.seconds.toFixed(2)) }])),
     layers,

@@ -13,6 +13,8 @@ export interface SiteConfig {
   modules: string[];
   /** Extra context-dependent paths (CDSLs): absolute; a trailing / marks a folder. */
   cdsl: string[];
+  /** A replacement kernel package (.deb) relative to the site folder; '' keeps the base's kernel. */
+  kernel: string;
 }
 
 type Rule =
@@ -46,6 +48,7 @@ export const siteSchema: Rule = {
       },
     },
     modules: { kind: 'strings', pattern: /^(?!\/)(?!.*(^|\/)\.\.(\/|$))[ -~]{1,255}$/, why: 'paths inside the site folder (relative, no ..)', default: [] },
+    kernel: { kind: 'string', pattern: /^$|^(?!\/)(?!.*(^|\/)\.\.(\/|$))[ -~]{1,251}\.deb$/, why: 'a .deb file inside the site folder (relative path, no ..)', default: '' },
     cdsl: { kind: 'strings', pattern: /^\/(?!.*(^|\/)\.\.?(\/|$))(?!(proc|sys|dev|cluster|run)(\/|$))[A-Za-z0-9._+\/-]{1,200}$/, why: 'absolute paths outside /proc, /sys, /dev, /run and /cluster, without . or ..', default: [] },
     iso: {
       kind: 'object',

@@ -1,28 +1,67 @@
 import { existsSync } from 'node:fs';
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { linkOrCopy } from '../lib/fsutil.ts';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage } from '../lib/runner.ts';
 import { extractSquashfs, listSquashfs } from '../iso/squashfs.ts';
 import { isStaticElf } from '../iso/elf.ts';
+import { extractDeb } from '../iso/deb.ts';
+import { run } from '../lib/exec.ts';
+import { UserError } from '../lib/errors.ts';
 import type { BaseInfo } from './01-base.ts';
 
 export interface UnpackInfo {
+  /** The kernel the CD boots: the base's, or the site's replacement package's. */
   kernelVersion: string;
-  /** The base's lib/modules/<kver>, relative to the stage folder. */
+  /** That kernel's image, relative to the stage folder. */
+  kernel: string;
+  /** Its lib/modules/<kver>, relative to the stage folder. */
   modulesDir: string;
+  /** Where the image keeps modules trees (usr/lib/modules or lib/modules), relative to its root. */
+  imageModulesDir: string;
+  /** The base's own kernel version; differs from kernelVersion when the site replaces the kernel. */
+  baseKernelVersion: string;
   /** A static busybox for minirt, taken from the base. */
   busybox: string;
 }
 
-/** Takes out of the base's compressed root what later stages build against: modules, busybox. */
+/**
+ * A replacement kernel package's image and modules tree, moved into dir: what OpenSSI itself
+ * shipped as. One kernel a package; anything else is refused naming the file.
+ */
+async function replacementKernel(deb: string, dir: string): Promise<{ kver: string; kernel: string; modulesDir: string }> {
+  const what = `site.json: kernel: ${deb}`;
+  if (!existsSync(deb)) throw new UserError(`${what}: no such file`);
+  const root = join(dir, 'deb');
+  await extractDeb(deb, root, what);
+  const bootFiles = existsSync(join(root, 'boot')) ? await readdir(join(root, 'boot')) : [];
+  const images = bootFiles.filter((n) => /^vmlinuz-/.test(n));
+  if (images.length !== 1) throw new UserError(`${what}: not a Linux kernel package (it holds ${images.length} boot/vmlinuz-* files, not one)`);
+  const kver = images[0].slice('vmlinuz-'.length);
+  const modulesDir = [`usr/lib/modules/${kver}`, `lib/modules/${kver}`].find((p) => existsSync(join(root, p, 'kernel')));
+  if (!modulesDir) throw new UserError(`${what}: kernel ${kver} comes without its modules tree (lib/modules/${kver}/kernel)`);
+  // Debian's packages leave modules.dep to their postinst; minirt's module closure needs it.
+  if (!existsSync(join(root, modulesDir, 'modules.dep'))) await run('depmod', ['-b', join(root, dirname(dirname(dirname(modulesDir))) || '.'), kver]);
+  await copyFile(join(root, 'boot', images[0]), join(dir, 'linux'));
+  return { kver, kernel: 'linux', modulesDir: join('deb', modulesDir) };
+}
+
+/**
+ * Takes out of the base's compressed root what later stages build against: the kernel's modules
+ * tree and a static busybox. With a replacement kernel package in the site, its kernel and
+ * modules stand in for the base's, so minirt, the modules stage and the CD all use the same one.
+ */
 export const unpack: Stage<BuildOptions> = {
   name: 'unpack',
-  summary: "the base kernel's modules tree and a static busybox, out of the base's root image",
+  summary: "the kernel (the base's or the site's package), its modules tree, a static busybox",
   after: ['base'],
-  tools: ['unsquashfs'],
-  inputs: () => ({ files: [fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/squashfs.ts', import.meta.url))] }),
+  tools: ['unsquashfs', 'dpkg-deb', 'depmod'],
+  inputs: (o) => ({
+    files: [fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/squashfs.ts', import.meta.url)),
+      fileURLToPath(new URL('../iso/deb.ts', import.meta.url)), ...(o.site.kernel ? [resolve(o.siteDir, o.site.kernel)] : [])],
+  }),
   async run(ctx) {
     const baseDir = ctx.from('base');
     const info: BaseInfo = JSON.parse(await readFile(join(baseDir, 'base.json'), 'utf8'));
@@ -37,7 +76,19 @@ export const unpack: Stage<BuildOptions> = {
     if (!modulesDir) throw new Error(`unpack: the base has no modules for its kernel ${kver}`);
     const busybox = busyboxes.find((p) => isStaticElf(join(root, p)));
     if (!busybox) throw new Error('unpack: the base has no static busybox (Debian package busybox-static)');
-    const result: UnpackInfo = { kernelVersion: kver, modulesDir: join('root', modulesDir), busybox: join('root', busybox) };
+    const imageModulesDir = dirname(modulesDir);
+    let result: UnpackInfo = {
+      kernelVersion: kver, kernel: 'linux', modulesDir: join('root', modulesDir), imageModulesDir,
+      baseKernelVersion: kver, busybox: join('root', busybox),
+    };
+    if (ctx.options.site.kernel) {
+      const swap = await replacementKernel(resolve(ctx.options.siteDir, ctx.options.site.kernel), ctx.out);
+      await rm(join(root, modulesDir), { recursive: true, force: true });
+      ctx.log(`kernel ${swap.kver} from the site's package replaces the base's ${kver}`);
+      result = { ...result, kernelVersion: swap.kver, kernel: swap.kernel, modulesDir: swap.modulesDir };
+    } else {
+      await linkOrCopy(join(baseDir, info.kernel), join(ctx.out, 'linux'));
+    }
     // The base's paths, so the manifest can tell a file the layers add from one they replace.
     await writeFile(join(ctx.out, 'base-files.txt'), `${(await listSquashfs(join(baseDir, info.root))).join('\n')}\n`);
     await writeFile(join(ctx.out, 'unpack.json'), `${JSON.stringify(result, null, 2)}\n`);

@@ -32,7 +32,7 @@ export const minirtNetModules = [
 
 export const minirt = {
   name: 'minirt',
-  summary: "minirt.gz: the project's initramfs (busybox, the base kernel's storage and NIC drivers, init)",
+  summary: "minirt.gz: the project's initramfs (busybox, the kernel's storage and NIC drivers, init)",
   after: ['unpack'],
   tools: ['depmod'],
   inputs: () => ({

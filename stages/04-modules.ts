@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { cp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../lib/errors.ts';
@@ -53,7 +53,7 @@ export function checkVermagic(file: string, ko: Buffer, kernelVermagic: string, 
  */
 export const modules = {
   name: 'modules',
-  summary: 'kernel modules: ssi_compat built for the base kernel, site modules; vermagic checked',
+  summary: "kernel modules: ssi_compat built for the CD's kernel, site modules; vermagic checked",
   after: ['unpack'],
   tools: ['make', 'gcc', 'depmod', 'strip'],
   inputs: async (o) => ({
@@ -82,8 +82,13 @@ export const modules = {
       built.push(join(dir, `${name}.ko`));
     }
     const prebuilt = await siteModuleFiles(ctx.options.siteDir, ctx.options.site.modules);
-    const relModules = info.modulesDir.replace(/^root\//, '');
+    const relModules = join(info.imageModulesDir, kver);
     const extra = join(ctx.out, 'tree', relModules, 'extra');
+    if (kver !== info.baseKernelVersion) {
+      // A replacement kernel: its whole modules tree goes on the CD (hard links, no copy).
+      await mkdir(join(ctx.out, 'tree', info.imageModulesDir), { recursive: true });
+      await run('cp', ['-al', baseModules, join(ctx.out, 'tree', relModules)]);
+    }
     await mkdir(extra, { recursive: true });
     const names: string[] = [];
     for (const file of [...built, ...prebuilt]) {
@@ -102,7 +107,10 @@ export const modules = {
     await run('cp', ['-r', extra, join(scratch, 'lib', 'modules', kver)]);
     await run('depmod', ['-b', scratch, kver]);
     for (const f of await readdir(join(scratch, 'lib', 'modules', kver))) {
-      if (f.startsWith('modules.')) await cp(join(scratch, 'lib', 'modules', kver, f), join(ctx.out, 'tree', relModules, f));
+      if (!f.startsWith('modules.')) continue;
+      // The tree may hard-link unpack's files: replace, never write through a link.
+      await rm(join(ctx.out, 'tree', relModules, f), { force: true });
+      await cp(join(scratch, 'lib', 'modules', kver, f), join(ctx.out, 'tree', relModules, f));
     }
     await run('rm', ['-rf', scratch, join(ctx.out, 'build')]);
     await mkdir(join(ctx.out, 'tree', 'etc', 'openssi'), { recursive: true });

@@ -6,12 +6,13 @@ import { packLayer } from '../lib/layer.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import { overlaysDir } from '../lib/paths.ts';
 import type { Stage } from '../lib/runner.ts';
+import type { UnpackInfo } from './02-unpack.ts';
 
 /** The OpenSSI layer: overlays/openssi and the kernel modules, in their own squashfs over the base. */
 export const inject = {
   name: 'inject',
   summary: 'the OpenSSI layer: overlays/openssi (userland, boot scripts, docs) and the modules',
-  after: ['modules'],
+  after: ['unpack', 'modules'],
   tools: ['mksquashfs'],
   inputs: () => ({
     files: [fileURLToPath(import.meta.url), join(overlaysDir, 'openssi'), join(overlaysDir, 'openssi.hide'), fileURLToPath(new URL('../lib/layer.ts', import.meta.url))],
@@ -21,6 +22,9 @@ export const inject = {
     await copyTree(join(overlaysDir, 'openssi'), tree);
     await copyTree(join(ctx.from('modules'), 'tree'), tree);
     const hide = (await readFile(join(overlaysDir, 'openssi.hide'), 'utf8')).split('\n').filter((l) => l.startsWith('/'));
+    const kernel: UnpackInfo = JSON.parse(await readFile(join(ctx.from('unpack'), 'unpack.json'), 'utf8'));
+    // A replacement kernel's modules came with the modules stage; the base's go out of sight.
+    if (kernel.kernelVersion !== kernel.baseKernelVersion) hide.push(`/${kernel.imageModulesDir}/${kernel.baseKernelVersion}`);
     await packLayer(tree, ctx.out, ctx.epoch, hide);
   },
 } satisfies Stage<BuildOptions>;

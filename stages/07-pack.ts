@@ -8,6 +8,7 @@ import type { Stage } from '../lib/runner.ts';
 import { makeEfiImage, makeGrubEfi } from '../iso/efi.ts';
 import { makeHybridIso } from '../iso/xorriso.ts';
 import type { BaseInfo } from './01-base.ts';
+import type { UnpackInfo } from './02-unpack.ts';
 
 /** Boot loader files taken from the host's Debian packages (isolinux, syslinux-common). */
 export const hostBootFiles = {
@@ -23,7 +24,7 @@ export const isoName = 'knoppix-openssi.iso';
 export const pack = {
   name: 'pack',
   summary: 'the hybrid ISO (isolinux + GRUB EFI, El Torito + MBR/GPT) with xorriso',
-  after: ['base', 'minirt', 'inject', 'site'],
+  after: ['base', 'unpack', 'minirt', 'inject', 'site'],
   tools: ['xorriso', 'grub-mkimage', 'mkfs.fat', 'mcopy'],
   inputs: (o) => ({
     files: [
@@ -39,7 +40,8 @@ export const pack = {
     const work = join(ctx.out, 'work');
     await mkdir(work, { recursive: true });
     const isolinux = join(tree, 'boot', 'isolinux');
-    await linkOrCopy(join(baseDir, base.kernel), join(isolinux, 'linux'));
+    const kernel: UnpackInfo = JSON.parse(await readFile(join(ctx.from('unpack'), 'unpack.json'), 'utf8'));
+    await linkOrCopy(join(ctx.from('unpack'), kernel.kernel), join(isolinux, 'linux'));
     await linkOrCopy(join(ctx.from('minirt'), 'minirt.gz'), join(isolinux, 'minirt.gz'));
     await copyFile(hostBootFiles.isolinux, join(isolinux, 'isolinux.bin'));
     await copyFile(hostBootFiles.ldlinux, join(isolinux, 'ldlinux.c32'));

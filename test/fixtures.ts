@@ -1,0 +1,27 @@
+import { execFileSync } from 'node:child_process';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { projectRoot } from '../lib/paths.ts';
+
+/** Test inputs that are made or fetched, kept outside git under .cache/fixtures. */
+export const fixturesDir = process.env.OPENSSI_LIVE_FIXTURES ?? join(projectRoot, '.cache', 'fixtures');
+
+/** A Debian package from the host's configured mirror, downloaded once (apt-get download). */
+export async function debianPackage(name: string): Promise<string> {
+  const dir = join(fixturesDir, 'debs');
+  await mkdir(dir, { recursive: true });
+  const have = (await readdir(dir)).find((f) => f.startsWith(`${name}_`) && f.endsWith('.deb'));
+  if (have) return join(dir, have);
+  const tmp = join(dir, `.tmp-${process.pid}`);
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp);
+  try {
+    execFileSync('apt-get', ['download', name], { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] });
+    const [file] = (await readdir(tmp)).filter((f) => f.endsWith('.deb'));
+    if (!file) throw new Error(`apt-get download ${name} gave no .deb`);
+    await rename(join(tmp, file), join(dir, file));
+    return join(dir, file);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
