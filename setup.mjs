@@ -11,10 +11,10 @@ const root = dirname(fileURLToPath(import.meta.url));
 // Debian packages per command. Keep in step with README "Requirements".
 const buildPackages = [
   'mmdebstrap', 'squashfs-tools', 'xorriso', 'isolinux', 'syslinux-common',
-  'grub-efi-amd64-bin', 'grub-common', 'mtools', 'dosfstools', 'kmod', 'cpio', 'eatmydata',
+  'grub-efi-amd64-bin', 'grub-common', 'mtools', 'dosfstools', 'kmod', 'cpio', 'eatmydata', 'cloop-utils',
 ];
 const bootPackages = ['qemu-system-x86', 'qemu-utils', 'ovmf', 'ipxe-qemu', 'vde2'];
-const testPackages = [...buildPackages, ...bootPackages, 'shellcheck', 'busybox-static'];
+const testPackages = [...buildPackages, ...bootPackages, 'shellcheck', 'busybox-static', 'cloop-src', 'patch'];
 const packagesFor = { build: buildPackages, boot: bootPackages, test: testPackages, all: testPackages };
 
 function run(cmd, args, opts = {}) {

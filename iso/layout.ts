@@ -49,3 +49,108 @@ export async function describeBaseIso(iso: string): Promise<string> {
   const top = [...new Set(files.map((f) => f.split('/')[0]))].sort().slice(0, 12);
   throw new UserError(`--base ${iso}: unknown layout: neither KNOPPIX/KNOPPIX nor live/*.squashfs (top level: ${top.join(', ') || 'empty'})`);
 }
+
+/** A file's place in an ISO: its first byte's offset and its size. */
+export interface IsoExtent { path: string; offset: number; size: number }
+
+/** Where each file below a folder of the ISO lies (xorriso report_lba). One extent a file. */
+export async function isoExtents(iso: string, below: string): Promise<IsoExtent[]> {
+  const text = await output('xorriso', ['-indev', iso, '-find', `/${below}`.replace(/\/$/, '') || '/', '-type', 'f', '-exec', 'report_lba', '--'], { all: true, maxBuffer: 64 << 20 });
+  const extents: IsoExtent[] = [];
+  for (const line of text.split('\n')) {
+    // File data lba:  0 ,     5327 ,   106927 , 218984536 , '/KNOPPIX/KNOPPIX'
+    const m = /^File data lba:\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*'\/(.*)'$/.exec(line);
+    if (m) extents.push({ path: m[5], offset: Number(m[2]) * sector, size: Number(m[4]) });
+  }
+  return extents;
+}
+
+/** A file's bytes, read straight from its place in the ISO. */
+export async function readExtent(iso: string, e: IsoExtent): Promise<Buffer> {
+  const fh = await open(iso, 'r');
+  try {
+    const buf = Buffer.alloc(e.size);
+    await fh.read(buf, 0, e.size, e.offset);
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The volume id of an ISO's primary volume descriptor. */
+export async function isoVolumeId(iso: string): Promise<string> {
+  const fh = await open(iso, 'r');
+  try {
+    const buf = Buffer.alloc(32);
+    await fh.read(buf, 0, 32, 16 * sector + 40);
+    return buf.toString('latin1').trimEnd();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** What a compressed root image is, from its first bytes. */
+export async function imageFormat(file: string, offset = 0): Promise<'squashfs' | 'cloop' | 'iso9660' | 'unknown'> {
+  const fh = await open(file, 'r');
+  try {
+    const head = Buffer.alloc(128);
+    await fh.read(head, 0, 128, offset);
+    if (head.toString('latin1', 0, 4) === 'hsqs') return 'squashfs';
+    // cloop images start with a shell script that loads the module, and a format signature.
+    if (head.toString('latin1', 0, 2) === '#!' && /V[234]\.0/.test(head.toString('latin1', 0, 24)) && /cloop/.test(head.toString('latin1'))) return 'cloop';
+    const pvd = Buffer.alloc(6);
+    await fh.read(pvd, 0, 6, offset + 16 * sector);
+    if (pvd.toString('latin1', 1, 6) === 'CD001') return 'iso9660';
+    return 'unknown';
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The boot setup of a base ISO: where its layers, kernel and menus are. */
+export interface BaseIso {
+  layout: 'knoppix' | 'debian-live';
+  volumeId: string;
+  /** The stacked root images, lowest first, with their places in the ISO. */
+  images: (IsoExtent & { format: string })[];
+  /** Boot menus: isolinux/syslinux and GRUB configuration files. */
+  menus: string[];
+  /** The kernel and initrd the first menu entry boots, as ISO paths. */
+  kernel: string;
+  initrd: string[];
+}
+
+/** Reads a boot menu's first kernel and initrds (isolinux KERNEL/APPEND initrd=, or GRUB linux/initrd). */
+export function firstBootEntry(text: string, menuPath: string): { kernel: string; initrd: string[] } | undefined {
+  const dir = menuPath.split('/').slice(0, -1).join('/');
+  const resolve = (p: string) => (p.startsWith('/') ? p.slice(1) : `${dir}/${p}`).replace(/\/\.\//g, '/');
+  const kernel = /^\s*(?:KERNEL|LINUX)\s+(\S+)/im.exec(text) ?? /^\s*linux(?:efi)?\s+(\S+)/m.exec(text);
+  if (!kernel) return undefined;
+  const grub = /^\s*linux/m.test(kernel[0]);
+  const initrd = grub
+    ? (/^\s*initrd(?:efi)?\s+(.+)$/m.exec(text)?.[1].trim().split(/\s+/) ?? [])
+    : (/initrd=(\S+)/i.exec(text)?.[1].split(',') ?? []);
+  return { kernel: resolve(kernel[1]), initrd: initrd.map(resolve) };
+}
+
+/** Reads a checked base ISO's layout, images and boot setup. */
+export async function readBaseIso(iso: string): Promise<BaseIso> {
+  await describeBaseIso(iso);
+  const extents = await isoExtents(iso, '');
+  const files = extents.map((e) => e.path);
+  const knoppix = files.includes('KNOPPIX/KNOPPIX');
+  const names = knoppix
+    ? extents.filter((e) => /^KNOPPIX\/KNOPPIX\d*$/.test(e.path)).sort((a, b) => Number(a.path.slice(15) || 0) - Number(b.path.slice(15) || 0))
+    : extents.filter((e) => /^live\/[^/]+\.squashfs$/.test(e.path)).sort((a, b) => (a.path < b.path ? -1 : 1));
+  const images = [];
+  for (const e of names) images.push({ ...e, format: await imageFormat(iso, e.offset) });
+  const menus = files.filter((f) => /(^|\/)(isolinux|syslinux|live|menu|txt|stdmenu)\.cfg$/i.test(f) && /(isolinux|syslinux)\//i.test(f) || /(^|\/)grub\/.*\.cfg$/.test(f)).sort();
+  let entry;
+  for (const m of menus) {
+    entry = firstBootEntry((await readExtent(iso, extents.find((e) => e.path === m)!)).toString('utf8'), m);
+    if (entry && files.includes(entry.kernel)) break;
+    entry = undefined;
+  }
+  if (!entry) throw new UserError(`--base ${iso}: no boot menu names a kernel that is on the CD (menus: ${menus.join(', ') || 'none'})`);
+  return { layout: knoppix ? 'knoppix' : 'debian-live', volumeId: await isoVolumeId(iso), images, menus, kernel: entry.kernel, initrd: entry.initrd };
+}

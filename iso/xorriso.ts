@@ -37,7 +37,7 @@ export interface BootEntry { platform: string; bootable: boolean; media: string;
 
 /** The El Torito boot entries of an ISO, as xorriso reports them. */
 export async function elToritoEntries(iso: string): Promise<BootEntry[]> {
-  const text = await output('xorriso', ['-indev', iso, '-report_el_torito', 'plain'], { all: true });
+  const text = await output('xorriso', ['-abort_on', 'FAILURE', '-return_with', 'FAILURE', '32', '-indev', iso, '-report_el_torito', 'plain'], { all: true });
   const entries: BootEntry[] = [];
   for (const line of text.split('\n')) {
     // El Torito boot img :   1  BIOS  y   none  0x0000  0x00      4        34
@@ -57,4 +57,52 @@ export async function isIso9660(file: string): Promise<boolean> {
   } finally {
     await fh.close();
   }
+}
+
+const tolerant = ['-abort_on', 'FAILURE', '-return_with', 'FAILURE', '32'];
+
+/** Splits one line of xorriso's command report into arguments ('...' quoted, '"'"' inside). */
+function xorrisoWords(line: string): string[] {
+  const words: string[] = [];
+  for (const m of line.matchAll(/((?:'[^']*'|[^\s'])+)/g)) words.push(m[1].replace(/'([^']*)'/g, '$1'));
+  return words;
+}
+
+/**
+ * The xorriso commands that recreate an ISO's boot setup (El Torito, MBR/GPT, appended
+ * partitions). This is `-boot_image any replay` made explicit, plus what 1.5.4's replay drops:
+ * an EFI El Torito image that lives in an appended partition rather than in a file.
+ */
+export async function bootSetupCommands(iso: string): Promise<string[]> {
+  // Loading such an ISO is a SORRY to xorriso ("not a data file"); only FAILURE stops it.
+  const cmd = await output('xorriso', [...tolerant, '-indev', iso, '-report_el_torito', 'cmd'], { all: true });
+  const plain = await output('xorriso', [...tolerant, '-indev', iso, '-report_el_torito', 'plain'], { all: true });
+  const args = cmd.split('\n').filter((l) => /^-(volid|volume_date|boot_image|append_partition)\s/.test(l)).flatMap(xorrisoWords);
+  const withPath = new Set([...plain.matchAll(/^El Torito img path :\s*(\d+)/gm)].map((m) => m[1]));
+  const partitions = [...cmd.matchAll(/^-append_partition (\d+) \S+ --interval:imported_iso:(\d+)d-/gm)].map((m) => ({ n: m[1], start: Number(m[2]) }));
+  for (const m of plain.matchAll(/^El Torito boot img :\s*(\d+)\s+UEFI\s+\S+\s+\S+\s+\S+\s+\S+\s+\d+\s+(\d+)/gm)) {
+    if (withPath.has(m[1])) continue;
+    const part = partitions.find((p) => p.start === Number(m[2]) * 4);
+    if (part) args.push('-boot_image', 'any', `efi_path=--interval:appended_partition_${part.n}:all::`, '-boot_image', 'any', 'platform_id=0xef', '-boot_image', 'any', 'emul_type=no_emulation', '-boot_image', 'any', 'next');
+  }
+  return args;
+}
+
+/**
+ * A new ISO from a base ISO plus files mapped in (added or replacing the base's), reusing the
+ * base's file data and recreating its boot setup: El Torito entries, MBR/GPT, appended EFI
+ * partition. Nothing of the base is unpacked or recompressed.
+ */
+export async function rewriteIso(o: { base: string; out: string; epoch: number; files: { source: string; path: string }[]; remove?: string[] }): Promise<void> {
+  const boot = await bootSetupCommands(o.base);
+  await run('xorriso', [
+    ...tolerant, '-indev', o.base, '-outdev', o.out, ...boot,
+    ...(o.remove ?? []).flatMap((p) => ['-rm', `/${p}`]),
+    ...o.files.flatMap((f) => ['-map', f.source, `/${f.path}`]),
+    '-commit',
+  ], { env: { SOURCE_DATE_EPOCH: String(o.epoch) } });
+  // The tolerance above must not hide a lost boot entry: compare what the result can boot.
+  const want = (await elToritoEntries(o.base)).map((e) => e.platform).join(' ');
+  const have = (await elToritoEntries(o.out)).map((e) => e.platform).join(' ');
+  if (want !== have) throw new Error(`xorriso: the rewritten ISO's El Torito entries (${have}) differ from the base's (${want})`);
 }

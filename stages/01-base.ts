@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,7 +7,9 @@ import { fileDigest } from '../lib/hash.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage } from '../lib/runner.ts';
 import { makeSquashfs } from '../iso/squashfs.ts';
-import { describeBaseIso } from '../iso/layout.ts';
+import { imageFormat, isoExtents, readBaseIso, readExtent, type BaseIso } from '../iso/layout.ts';
+import { bzImageRelease } from '../iso/kernel.ts';
+import { extractCloop } from '../iso/cloop.ts';
 import { UserError } from '../lib/errors.ts';
 
 /** The default base: a small Debian 12 system, the generic amd64 kernel, and what the CD runs. */
@@ -26,14 +28,51 @@ export const defaultBase = {
 };
 
 export interface BaseInfo {
-  layout: 'knoppix';
+  layout: 'knoppix' | 'debian-live';
   kernelVersion: string;
-  /** Files of the base, relative to the stage folder. */
+  /** The kernel image, relative to the stage folder. */
   kernel: string;
-  root: string;
-  rootMd5: string;
+  /** The root filesystem to read files from: a file (relative to the stage folder, or absolute
+   * for the user's ISO), the byte offset where the filesystem starts in it, and its format. */
+  rootImage: { file: string; offset: number; format: 'squashfs' | 'iso9660' };
+  /** The default base's compressed root (relative to the stage folder) and its md5. */
+  root?: string;
+  rootMd5?: string;
   packages: string[];
   source: string;
+  /** A user's ISO to remaster: where its images, menus, kernel and initrd are. */
+  remaster?: BaseIso & { iso: string };
+}
+
+/**
+ * A user's live ISO, read in place: its layout and boot setup, its kernel (and release), and
+ * its lowest root image as a readable filesystem. A squashfs root is read where it lies in the
+ * ISO; a cloop root is unpacked once into the stage (cloop has no random access from outside).
+ */
+async function remasterBase(iso: string, out: string, log: (m: string) => void): Promise<BaseInfo> {
+  const found = await readBaseIso(iso);
+  const kernelExtent = (await isoExtents(iso, found.kernel)).find((e) => e.path === found.kernel)!;
+  await writeFile(join(out, 'linux'), await readExtent(iso, kernelExtent));
+  const kver = await bzImageRelease(join(out, 'linux'));
+  if (!kver) throw new UserError(`--base ${iso}: ${found.kernel} is not an x86 Linux kernel image`);
+  const lowest = found.images[0];
+  let rootImage: BaseInfo['rootImage'];
+  if (lowest.format === 'squashfs') rootImage = { file: iso, offset: lowest.offset, format: 'squashfs' };
+  else if (lowest.format === 'cloop') {
+    log(`cloop ${lowest.path}: unpacking the root once to read its kernel modules`);
+    const cloop = join(out, 'root.cloop');
+    await writeFile(cloop, await readExtent(iso, lowest));
+    await extractCloop(cloop, join(out, 'root.img'), `--base ${iso}: ${lowest.path}`);
+    await rm(cloop);
+    const inner = await imageFormat(join(out, 'root.img'));
+    if (inner !== 'squashfs' && inner !== 'iso9660') throw new UserError(`--base ${iso}: ${lowest.path}: the cloop image holds neither ISO 9660 nor squashfs (${inner})`);
+    rootImage = { file: 'root.img', offset: 0, format: inner };
+  } else throw new UserError(`--base ${iso}: ${lowest.path} is neither squashfs nor cloop (${lowest.format})`);
+  log(`${found.layout} layout, kernel ${kver}, ${found.images.map((i) => `${i.path} (${i.format})`).join(', ')}`);
+  return {
+    layout: found.layout, kernelVersion: kver, kernel: 'linux', rootImage, packages: [],
+    source: `remastered from ${iso}`, remaster: { ...found, iso },
+  };
 }
 
 /** Debian's kernel packages want an initramfs generator; minirt is ours, so this stands in. */
@@ -48,6 +87,15 @@ async function initramfsStandIn(dir: string, epoch: number): Promise<string> {
   const deb = join(dir, 'openssi-live-minirt.deb');
   await run('dpkg-deb', ['--root-owner-group', '-Zgzip', '--build', pkg, deb], { env: { SOURCE_DATE_EPOCH: String(epoch) } });
   return deb;
+}
+
+function isoIdentity(iso: string): { size: number; mtimeMs: number } | { missing: true } {
+  try {
+    const st = statSync(iso);
+    return { size: st.size, mtimeMs: st.mtimeMs };
+  } catch {
+    return { missing: true };
+  }
 }
 
 function mirrors(mirror: string, suite: string): string[] {
@@ -72,15 +120,18 @@ export const base: Stage<BuildOptions> = {
   name: 'base',
   summary: 'the base system: Debian 12 via mmdebstrap (cached by its package set), or --base ISO',
   after: [],
-  tools: ['mmdebstrap', 'mksquashfs', 'dpkg-deb', 'xorriso'],
+  tools: ['mmdebstrap', 'mksquashfs', 'dpkg-deb', 'xorriso', 'extract_compressed_fs'],
   inputs: (o) => ({
     files: [fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/squashfs.ts', import.meta.url))],
-    params: o.base ? { iso: o.base } : { ...defaultBase, mirror: o.mirror },
+    // A user's ISO is named by path, size and time, not hashed: hashing gigabytes costs more
+    // than the remaster itself. Touching or replacing the file makes a new key.
+    params: o.base ? { iso: o.base, ...isoIdentity(o.base) } : { ...defaultBase, mirror: o.mirror },
   }),
   async run(ctx) {
     if (ctx.options.base) {
-      const found = await describeBaseIso(ctx.options.base);
-      throw new UserError(`--base ${ctx.options.base}: ${found}; remastering a given ISO is not implemented yet, build without --base to use the default Debian base`);
+      const info = await remasterBase(ctx.options.base, ctx.out, ctx.log);
+      await writeFile(join(ctx.out, 'base.json'), `${JSON.stringify(info, null, 2)}\n`);
+      return;
     }
     const root = join(ctx.out, 'root');
     const deb = await initramfsStandIn(join(ctx.out, 'standin'), ctx.epoch);
@@ -108,6 +159,7 @@ export const base: Stage<BuildOptions> = {
     await rm(join(ctx.out, 'standin'), { recursive: true, force: true });
     const info: BaseInfo = {
       layout: 'knoppix', kernelVersion: kver, kernel: 'linux', root: 'KNOPPIX',
+      rootImage: { file: 'KNOPPIX', offset: 0, format: 'squashfs' },
       rootMd5: await fileDigest(join(ctx.out, 'KNOPPIX'), 'md5'), packages,
       source: `debian ${defaultBase.suite} ${defaultBase.variant} via mmdebstrap from ${ctx.options.mirror}`,
     };

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage } from '../lib/runner.ts';
-import { extractSquashfs, listSquashfs } from '../iso/squashfs.ts';
+import { extractRoot, listRoot } from '../iso/rootfs.ts';
 import { isStaticElf } from '../iso/elf.ts';
 import { extractDeb } from '../iso/deb.ts';
 import { run } from '../lib/exec.ts';
@@ -59,7 +59,7 @@ export const unpack: Stage<BuildOptions> = {
   after: ['base'],
   tools: ['unsquashfs', 'dpkg-deb', 'depmod'],
   inputs: (o) => ({
-    files: [fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/squashfs.ts', import.meta.url)),
+    files: [fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/squashfs.ts', import.meta.url)), fileURLToPath(new URL('../iso/rootfs.ts', import.meta.url)),
       fileURLToPath(new URL('../iso/deb.ts', import.meta.url)), ...(o.site.kernel ? [resolve(o.siteDir, o.site.kernel)] : [])],
   }),
   async run(ctx) {
@@ -71,7 +71,8 @@ export const unpack: Stage<BuildOptions> = {
     // Merged-/usr systems keep these under usr/, older ones at the top; unsquashfs skips the absent.
     const modules = [`usr/lib/modules/${kver}`, `lib/modules/${kver}`];
     const busyboxes = ['usr/bin/busybox', 'bin/busybox'];
-    await extractSquashfs(join(baseDir, info.root), root, [...modules, ...busyboxes]);
+    const image = { ...info.rootImage, file: resolve(baseDir, info.rootImage.file) };
+    await extractRoot(image, root, [...modules, ...busyboxes]);
     const modulesDir = modules.find((p) => existsSync(join(root, p, 'modules.dep')));
     if (!modulesDir) throw new Error(`unpack: the base has no modules for its kernel ${kver}`);
     const busybox = busyboxes.find((p) => isStaticElf(join(root, p)));
@@ -90,7 +91,7 @@ export const unpack: Stage<BuildOptions> = {
       await linkOrCopy(join(baseDir, info.kernel), join(ctx.out, 'linux'));
     }
     // The base's paths, so the manifest can tell a file the layers add from one they replace.
-    await writeFile(join(ctx.out, 'base-files.txt'), `${(await listSquashfs(join(baseDir, info.root))).join('\n')}\n`);
+    await writeFile(join(ctx.out, 'base-files.txt'), `${(await listRoot(image)).join('\n')}\n`);
     await writeFile(join(ctx.out, 'unpack.json'), `${JSON.stringify(result, null, 2)}\n`);
   },
 };
