@@ -22,7 +22,11 @@ export async function kernelOf(iso: string, dir: string): Promise<string> {
  * second and is of another model, so "first NIC" cannot mean "first probed" or "first declared".
  * Checks the root shell, 10.0.0.1/8 on that NIC only, the hostname and the banner.
  */
-export async function singleNodeBoot(iso: string, o: { firmware: Firmware; accel: AccelChoice; logDir: string; medium?: 'cd' | 'usb' }): Promise<BootReport> {
+export async function singleNodeBoot(iso: string, o: {
+  firmware: Firmware; accel: AccelChoice; logDir: string; medium?: 'cd' | 'usb';
+  /** More checks on the booted node, before it is stopped. */
+  also?: (vm: Machine, check: (name: string, ok: boolean, detail: string) => void) => Promise<void>;
+}): Promise<BootReport> {
   const work = await mkdtemp(join(tmpdir(), 'openssi-boot-'));
   const medium = o.medium ?? 'cd';
   const name = `node1-${o.firmware}-${medium}`;
@@ -61,7 +65,8 @@ export async function singleNodeBoot(iso: string, o: { firmware: Firmware; accel
     const hosts = await vm.succeed('cat /etc/hosts');
     check('/etc/hosts maps clustername and nodename', /^10\.0\.0\.1\s+KNOPPIX-OpenSSI$/m.test(hosts) && /^10\.0\.0\.1\s+node1$/m.test(hosts), hosts.trim());
     const mounts = await vm.succeed('cat /proc/mounts');
-    check('root is the RAM overlay over the CD layers', /^overlay \/ overlay .*lowerdir=\/KNOPPIX2:\/KNOPPIX1:\/KNOPPIX/m.test(mounts), mounts.split('\n').find((l) => l.startsWith('overlay')) ?? mounts);
+    check('root is the RAM overlay over the CD layers', /^overlay \/ overlay .*lowerdir=(\/KNOPPIX\d+:)+\/KNOPPIX[,\s]/m.test(mounts), mounts.split('\n').find((l) => l.startsWith('overlay')) ?? mounts);
+    await o.also?.(vm, check);
     const screenshot = join(o.logDir, `${name}.png`);
     await vm.screenshot(screenshot);
     return { firmware: o.firmware, accel, medium, secondsToShell, checks, serialLog: vm.serialLog, screenshot };

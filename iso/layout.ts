@@ -19,6 +19,18 @@ export async function hasElToritoRecord(iso: string): Promise<boolean> {
   }
 }
 
+/** The volume space size of an ISO's primary volume descriptor, in 2048-byte blocks. */
+async function volumeBlocks(iso: string): Promise<number> {
+  const fh = await open(iso, 'r');
+  try {
+    const buf = Buffer.alloc(4);
+    await fh.read(buf, 0, 4, 16 * sector + 80);
+    return buf.readUInt32LE(0);
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Every file path in an ISO (Rock Ridge names), without the leading slash. */
 export async function isoFiles(iso: string): Promise<string[]> {
   const text = await output('xorriso', ['-indev', iso, '-find', '/', '-type', 'f'], { maxBuffer: 256 << 20 });
@@ -39,10 +51,17 @@ export async function describeBaseIso(iso: string): Promise<string> {
   if (st.size < 18 * sector || !(await isIso9660(iso))) {
     throw new UserError(`--base ${iso}: not an ISO 9660 image (no CD001 volume descriptor at 32 KiB)`);
   }
+  const volumeBytes = (await volumeBlocks(iso)) * sector;
+  if (volumeBytes > st.size) {
+    throw new UserError(`--base ${iso}: truncated: the ISO 9660 volume is ${volumeBytes} bytes, the file has ${st.size}`);
+  }
   if (!(await hasElToritoRecord(iso))) {
     throw new UserError(`--base ${iso}: the ISO has no El Torito boot record, so it cannot boot`);
   }
-  const files = await isoFiles(iso);
+  const files = await isoFiles(iso).catch((error) => {
+    const why = String(error?.stderr ?? '').split('\n').filter((l) => /FAILURE|SORRY/.test(l)).shift() ?? 'unreadable';
+    throw new UserError(`--base ${iso}: xorriso cannot read the ISO's file tree (${why.replace(/^\S+ : \S+ : /, '')})`);
+  });
   if (files.includes('KNOPPIX/KNOPPIX')) return 'KNOPPIX layout (KNOPPIX/KNOPPIX)';
   const live = files.filter((f) => /^live\/[^/]+\.squashfs$/.test(f));
   if (live.length > 0) return `Debian live layout (${live.join(', ')})`;
@@ -138,6 +157,9 @@ export async function readBaseIso(iso: string): Promise<BaseIso> {
   await describeBaseIso(iso);
   const extents = await isoExtents(iso, '');
   const files = extents.map((e) => e.path);
+  const { size } = await stat(iso);
+  const cut = extents.find((e) => e.offset + e.size > size);
+  if (cut) throw new UserError(`--base ${iso}: truncated: ${cut.path} ends at byte ${cut.offset + cut.size}, but the file has ${size} bytes`);
   const knoppix = files.includes('KNOPPIX/KNOPPIX');
   const names = knoppix
     ? extents.filter((e) => /^KNOPPIX\/KNOPPIX\d*$/.test(e.path)).sort((a, b) => Number(a.path.slice(15) || 0) - Number(b.path.slice(15) || 0))

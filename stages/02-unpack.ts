@@ -72,7 +72,10 @@ export const unpack: Stage<BuildOptions> = {
     const modules = [`usr/lib/modules/${kver}`, `lib/modules/${kver}`];
     const busyboxes = ['usr/bin/busybox', 'bin/busybox'];
     const image = { ...info.rootImage, file: resolve(baseDir, info.rootImage.file) };
-    await extractRoot(image, root, [...modules, ...busyboxes]);
+    const what = info.remaster ? `--base ${info.remaster.iso}: ${info.remaster.images[0].path}` : `base: ${info.root}`;
+    await extractRoot(image, root, [...modules, ...busyboxes]).catch((error) => {
+      throw new UserError(`${what}: cannot read its ${image.format} root: ${String(error?.stderr ?? error?.message).trim().split('\n').filter(Boolean).pop()}`);
+    });
     const modulesDir = modules.find((p) => existsSync(join(root, p, 'modules.dep')));
     if (!modulesDir) throw new Error(`unpack: the base has no modules for its kernel ${kver}`);
     const busybox = busyboxes.find((p) => isStaticElf(join(root, p)));

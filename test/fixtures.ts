@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { projectRoot } from '../lib/paths.ts';
+import { pathDigest } from '../lib/hash.ts';
 
 /** Test inputs that are made or fetched, kept outside git under .cache/fixtures. */
 export const fixturesDir = process.env.OPENSSI_LIVE_FIXTURES ?? join(projectRoot, '.cache', 'fixtures');
@@ -24,4 +26,19 @@ export async function debianPackage(name: string): Promise<string> {
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * A fixture ISO made by a script under fixtures/, rebuilt when the script's folder changes
+ * (its digest is in the file name). Returns the ISO's path.
+ */
+export async function fixtureIso(name: 'knoppix', args: string[] = [], label: string = name): Promise<string> {
+  const dir = join(projectRoot, 'fixtures', name);
+  const digest = (await pathDigest(dir)).slice(0, 12);
+  const iso = join(fixturesDir, `${label}-${digest}.iso`);
+  if (existsSync(iso)) return iso;
+  await mkdir(fixturesDir, { recursive: true });
+  console.error(`fixture: building ${iso} (once; kept in ${fixturesDir})`);
+  execFileSync(process.execPath, ['--import', 'tsx', join(dir, 'make.ts'), iso, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  return iso;
 }

@@ -1,0 +1,147 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, open, readFile, rm, writeFile, cp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { singleNodeBoot, type BootReport } from '../driver/scenarios.ts';
+import type { Machine } from '../driver/machine.ts';
+import { trackedPids } from '../driver/processes.ts';
+import { fileDigest } from '../lib/hash.ts';
+import { defaultOutPath, defaultSiteDir, projectRoot } from '../lib/paths.ts';
+import { elToritoEntries } from '../iso/xorriso.ts';
+import { isoExtents, readExtent } from '../iso/layout.ts';
+import { fixtureIso } from './fixtures.ts';
+import { buildCli, leftovers } from './helpers.ts';
+
+// Issue 5: a KNOPPIX ISO that the pipeline did not make (cloop root, its own minirt and menus),
+// remastered in layer mode and booted; and bad bases refused.
+const logDir = join(projectRoot, 'out', 'boot', 'remaster');
+let work: string;
+let knoppix: string;
+let layered: string;
+
+test.before(async () => {
+  knoppix = await fixtureIso('knoppix', [], 'knoppix-cloop');
+  work = await mkdtemp(join(tmpdir(), 'remaster-'));
+  layered = join(work, 'knoppix-layer.iso');
+  await mkdir(logDir, { recursive: true });
+});
+
+test.after(async () => {
+  await rm(work, { recursive: true, force: true });
+  assert.equal(trackedPids(), [], 'every VM and switch stopped');
+});
+
+async function isoText(iso: string, path: string): Promise<string> {
+  const e = (await isoExtents(iso, path)).find((x) => x.path === path);
+  assert.ok(e, `${path} in ${iso}`);
+  return (await readExtent(iso, e!)).toString('utf8');
+}
+
+/** The node's OpenSSI layer, seen from its shell. */
+async function openssiChecks(vm: Machine, check: (name: string, ok: boolean, detail: string) => void): Promise<void> {
+  const out = async (cmd: string) => (await vm.execute(cmd)).output.trim();
+  check('cluster → 1', (await out('cluster')) === '1', await out('cluster'));
+  check('ssi_compat loaded', /^ssi_compat\s/m.test(await out('lsmod')), await out('lsmod | head -5'));
+  check('CDSL /etc/nodename', (await out('readlink /etc/nodename')).includes('{nodenum}') && (await out('cat /etc/nodename')) === 'node1', await out('ls -l /etc/nodename'));
+  check('/demo-proclb present', /README/.test(await out('ls /demo-proclb')), await out('ls /demo-proclb'));
+  check("the base's own kernel arguments kept", /\blang=en\b/.test(await out('cat /proc/cmdline')), await out('cat /proc/cmdline'));
+}
+
+function assertReport(r: BootReport) {
+  for (const c of r.checks) assert.ok(c.ok, `${r.firmware}: ${c.name}\n${c.detail}`);
+  console.log(`    ${r.firmware} (${r.accel}): shell after ${r.secondsToShell.toFixed(1)} s`);
+}
+
+test('layer mode: the cloop base is kept byte for byte, two cloop layers and our arguments added', async () => {
+  const r = await buildCli(['--base', knoppix, '--out', layered, '--json']);
+  assert.is(r.code, 0, r.stderr);
+  const names = (await isoExtents(layered, 'KNOPPIX')).map((e) => e.path).sort();
+  assert.equal(names, ['KNOPPIX/KNOPPIX', 'KNOPPIX/KNOPPIX1', 'KNOPPIX/KNOPPIX2', 'KNOPPIX/knoppix-version']);
+  const root = async (iso: string) => readExtent(iso, (await isoExtents(iso, 'KNOPPIX/KNOPPIX')).find((e) => e.path === 'KNOPPIX/KNOPPIX')!);
+  assert.ok((await root(layered)).equals(await root(knoppix)), 'KNOPPIX/KNOPPIX unchanged');
+  for (const layer of ['KNOPPIX/KNOPPIX1', 'KNOPPIX/KNOPPIX2']) {
+    const head = (await readExtent(layered, (await isoExtents(layered, layer))[0])).subarray(0, 128).toString('latin1');
+    assert.match(head, /^#!\/bin\/sh[\s\S]*V[234]\.0/, `${layer} is a cloop image like the base's`);
+  }
+  const isolinux = await isoText(layered, 'boot/isolinux/isolinux.cfg');
+  for (const own of ['initrd=minirt.gz lang=en quiet', 'initrd=minirt.gz lang=en noapic nolapic acpi=off', 'initrd=minirt.gz lang=en memtest=1']) {
+    assert.ok(isolinux.includes(`APPEND ${own} console=tty0 console=ttyS0,115200n8`), `isolinux entry '${own}' kept, with ours after it:\n${isolinux}`);
+  }
+  assert.match(isolinux, /^LABEL failsafe$/m);
+  const grub = await isoText(layered, 'boot/grub/grub.cfg');
+  assert.match(grub, /menuentry "KNOPPIX failsafe"/);
+  assert.match(grub, /linux \/boot\/isolinux\/linux lang=en noapic nolapic acpi=off console=tty0 console=ttyS0,115200n8$/m);
+  assert.equal((await elToritoEntries(layered)).map((e) => e.platform), (await elToritoEntries(knoppix)).map((e) => e.platform));
+});
+
+test('layer mode, SeaBIOS: the remastered KNOPPIX boots as node 1 with the OpenSSI layer', async () => {
+  assertReport(await singleNodeBoot(layered, { firmware: 'bios', accel: 'auto', logDir, also: openssiChecks }));
+});
+
+test('layer mode, OVMF on q35: the same through the base\'s own EFI boot', async () => {
+  assertReport(await singleNodeBoot(layered, { firmware: 'uefi', accel: 'auto', logDir, also: openssiChecks }));
+});
+
+/** Builds from a bad base: one clear line, exit 1, no ISO, no temporaries, the base untouched. */
+async function refused(base: string, pattern: RegExp, extra: string[] = []): Promise<void> {
+  const before = await fileDigest(base);
+  const out = join(work, 'refused.iso');
+  const r = await buildCli(['--base', base, '--out', out, ...extra]);
+  assert.is(r.code, 1, r.stderr);
+  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('openssi-live:'));
+  assert.is(lines.length, 1, r.stderr);
+  assert.match(lines[0], pattern);
+  assert.not.ok(r.stderr.includes('internal error'), r.stderr);
+  assert.not.ok(existsSync(out), 'no ISO');
+  assert.equal(await leftovers(work), []);
+  assert.is(await fileDigest(base), before, 'base untouched');
+}
+
+async function damage(source: string, name: string, image: string, at: number, bytes: Buffer): Promise<string> {
+  const copy = join(work, name);
+  await copyFile(source, copy);
+  const e = (await isoExtents(copy, image)).find((x) => x.path === image)!;
+  const fh = await open(copy, 'r+');
+  await fh.write(bytes, 0, bytes.length, e.offset + at);
+  await fh.close();
+  return copy;
+}
+
+test('a truncated ISO is refused', async () => {
+  const cut = join(work, 'truncated.iso');
+  await writeFile(cut, (await readFile(knoppix)).subarray(0, 100 << 20));
+  await refused(cut, /truncated\.iso: truncated: the ISO 9660 volume is \d+ bytes, the file has 104857600/);
+});
+
+test('a corrupt cloop image is refused', async () => {
+  const bad = await damage(knoppix, 'bad-cloop.iso', 'KNOPPIX/KNOPPIX', 40 << 20, Buffer.alloc(1 << 20, 0x5a));
+  await refused(bad, /bad-cloop\.iso: KNOPPIX\/KNOPPIX: not a readable cloop image/);
+});
+
+test('a corrupt squashfs root is refused', async () => {
+  assert.ok(existsSync(defaultOutPath), 'build.test.ts makes the default ISO first');
+  const bad = await damage(defaultOutPath, 'bad-squashfs.iso', 'KNOPPIX/KNOPPIX', 96, Buffer.from('this is not a squashfs table'));
+  await refused(bad, /bad-squashfs\.iso: KNOPPIX\/KNOPPIX: cannot read its squashfs root/);
+});
+
+test('a site module built for another kernel than the base\'s is refused naming both', async () => {
+  const site = join(work, 'site');
+  await cp(defaultSiteDir, site, { recursive: true });
+  // The default CD's ssi_compat.ko (same Debian kernel as the fixture's), its vermagic changed
+  // to name another ABI of that kernel.
+  const layer = join(work, 'KNOPPIX1');
+  await writeFile(layer, await readExtent(defaultOutPath, (await isoExtents(defaultOutPath, 'KNOPPIX/KNOPPIX1'))[0]));
+  const path = execFileSync('unsquashfs', ['-lc', '-d', '', layer], { encoding: 'utf8' }).split('\n').find((l) => l.endsWith('/extra/ssi_compat.ko'))!;
+  const ko = execFileSync('unsquashfs', ['-cat', layer, path.slice(1)], { maxBuffer: 64 << 20 });
+  const text = ko.toString('latin1');
+  const m = /vermagic=(\d+\.\d+\.\d+-)(\d+)(-amd64 SMP)/.exec(text)!;
+  ko.write(`vermagic=${m[1]}${'9'.repeat(m[2].length)}${m[3]}`, m.index, 'latin1');
+  await writeFile(join(site, 'other.ko'), ko);
+  await writeFile(join(site, 'site.json'), JSON.stringify({ modules: ['other.ko'] }));
+  await refused(knoppix, /other\.ko: built for kernel '\d+\.\d+\.\d+-9+-amd64 SMP [^']*', but the CD's kernel \d+\.\d+\.\d+-\d+-amd64 is/, ['--site', site]);
+});
+
+test.run();
