@@ -18,6 +18,10 @@ const usage = `Usage: npm run build -- [options]
 
 Builds a KNOPPIX/OpenSSI live ISO. Options:
   --base ISO        start from this live ISO instead of the default Debian 12 base
+  --pack MODE       with --base: layer (default; our layers go in as new compressed images,
+                    the base's are reused as they are) or flatten (merge everything and
+                    recompress in the base's format)
+  --compressor C    flatten mode's squashfs compressor (gzip, xz, zstd, lz4, lzo; default: the base's)
   --site DIR        site folder: site.json, files/, iso/, templates/ (default overlays/sites/default)
   --out PATH        the ISO to write (default out/knoppix-openssi.iso); its manifest goes beside it
   --cache DIR       stage cache (default .cache, or $OPENSSI_LIVE_CACHE)
@@ -41,7 +45,8 @@ async function parse(argv: string[]): Promise<BuildOptions & { json: boolean }> 
       args: argv,
       options: {
         base: { type: 'string' }, site: { type: 'string' }, out: { type: 'string' }, cache: { type: 'string' },
-        'no-cache': { type: 'boolean' }, mirror: { type: 'string' }, 'cluster-key': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        'no-cache': { type: 'boolean' }, mirror: { type: 'string' }, 'cluster-key': { type: 'string' }, json: { type: 'boolean' },
+        pack: { type: 'string' }, compressor: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
     }));
@@ -62,6 +67,13 @@ async function parse(argv: string[]): Promise<BuildOptions & { json: boolean }> 
   if ((await stat(out).catch(() => undefined))?.isDirectory()) throw new UserError(`--out ${values.out}: is a folder; name the ISO file to write`);
   const mirror = values.mirror ?? 'http://deb.debian.org/debian';
   if (!/^(https?|file):\/\/\S+$/.test(mirror)) throw new UserError(`--mirror ${mirror}: must be an http(s):// or file:// URL`);
+  const pack = values.pack ?? 'layer';
+  if (pack !== 'layer' && pack !== 'flatten') throw new UserError(`--pack ${pack}: must be layer or flatten`);
+  if (values.pack !== undefined && values.base === undefined) throw new UserError('--pack needs --base: the default base is always built in layers');
+  if (values.compressor !== undefined && !['gzip', 'xz', 'zstd', 'lz4', 'lzo', 'lzma'].includes(values.compressor)) {
+    throw new UserError(`--compressor ${values.compressor}: must be one of gzip, xz, zstd, lz4, lzo, lzma`);
+  }
+  if (values.compressor !== undefined && pack !== 'flatten') throw new UserError('--compressor applies to --pack flatten only');
   const cacheDir = resolve(values.cache ?? process.env.OPENSSI_LIVE_CACHE ?? defaultCacheDir);
   return {
     base: values.base === undefined ? undefined : resolve(values.base),
@@ -73,6 +85,8 @@ async function parse(argv: string[]): Promise<BuildOptions & { json: boolean }> 
     clusterKeyGiven: values['cluster-key'] !== undefined,
     noCache: Boolean(values['no-cache']),
     mirror,
+    pack,
+    compressor: values.compressor,
     json: Boolean(values.json),
   };
 }
@@ -82,11 +96,11 @@ async function main(): Promise<void> {
   const started = performance.now();
   await mkdir(options.cacheDir, { recursive: true });
   const records = await runStages(stages, options, { cacheDir: options.cacheDir, noCache: options.noCache });
-  const packDir = records.get('pack')!.dir;
+  const packDir = (records.get('pack') ?? records.get('remaster'))!.dir;
   const iso = join(packDir, isoName);
   const { sha256 } = JSON.parse(await readFile(join(packDir, 'iso.json'), 'utf8'));
   const size = (await stat(iso)).size;
-  const manifest = await buildManifest(records, options.site, { path: options.out, sha256, size });
+  const manifest = await buildManifest(records, options.site, { path: options.out, sha256, size }, options.pack);
   const manifestFile = manifestPath(options.out);
   const tmpManifest = `${manifestFile}.tmp-${process.pid}`;
   await writeFile(tmpManifest, `${JSON.stringify(manifest, null, 2)}\n`);

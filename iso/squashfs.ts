@@ -38,11 +38,11 @@ export async function listSquashfs(image: string, below = ''): Promise<string[]>
 }
 
 /** The compressor named in a squashfs superblock, or undefined when the file is not squashfs. */
-export async function squashfsCompressor(image: string): Promise<string | undefined> {
+export async function squashfsCompressor(image: string, offset = 0): Promise<string | undefined> {
   const fh = await open(image, 'r');
   try {
     const buf = Buffer.alloc(96);
-    await fh.read(buf, 0, 96, 0);
+    await fh.read(buf, 0, 96, offset);
     if (buf.toString('latin1', 0, 4) !== 'hsqs') return undefined;
     const id = buf.readUInt16LE(20);
     return ({ 1: 'gzip', 2: 'lzma', 3: 'lzo', 4: 'xz', 5: 'lz4', 6: 'zstd' } as Record<number, string>)[id] ?? `unknown(${id})`;

@@ -7,25 +7,29 @@ import type { BaseInfo } from '../stages/01-base.ts';
 import type { UnpackInfo } from '../stages/02-unpack.ts';
 
 /** What went into an ISO: the base, each stage's digest, and every file the layers add or replace. */
-export async function buildManifest(records: Map<string, StageRecord>, site: SiteConfig, iso: { path: string; sha256: string; size: number }) {
+export async function buildManifest(records: Map<string, StageRecord>, site: SiteConfig, iso: { path: string; sha256: string; size: number }, pack: 'layer' | 'flatten' = 'layer') {
   const dir = (name: string) => records.get(name)!.dir;
   const base: BaseInfo = JSON.parse(await readFile(join(dir('base'), 'base.json'), 'utf8'));
   const kernel: UnpackInfo = JSON.parse(await readFile(join(dir('unpack'), 'unpack.json'), 'utf8'));
   const baseFiles = new Set((await readFile(join(dir('unpack'), 'base-files.txt'), 'utf8')).split('\n'));
   const layers = [];
+  // Our layers follow the base's images: KNOPPIX/KNOPPIX1 and 2 on the default base.
+  const images = base.remaster?.images ?? [{ path: 'KNOPPIX/KNOPPIX' }];
+  const top = Number(/(\d*)$/.exec(images[images.length - 1].path)![1] || 0);
   for (const [i, name] of ['inject', 'site'].entries()) {
     const files = (await readLayerFiles(dir(name))).filter((f) => f.type !== 'dir').map((f) => ({
       ...f, change: f.type === 'whiteout' ? 'removed' : baseFiles.has(f.path) ? 'changed' : 'added',
     }));
-    layers.push({ image: `KNOPPIX/KNOPPIX${i + 1}`, stage: name, files });
+    layers.push({ image: pack === 'flatten' ? `merged into ${images[0].path}` : `KNOPPIX/KNOPPIX${top + 1 + i}`, stage: name, files });
   }
   return {
     tool: 'openssi-live',
     iso,
-    epoch: records.get('pack')!.epoch,
+    epoch: (records.get('pack') ?? records.get('remaster'))!.epoch,
     base: {
       source: base.source, layout: base.layout, kernelVersion: base.kernelVersion,
-      rootMd5: base.rootMd5, packages: base.packages,
+      ...(base.rootMd5 ? { rootMd5: base.rootMd5 } : {}), packages: base.packages,
+      ...(base.remaster ? { images: base.remaster.images.map((i) => `${i.path} (${i.format})`), menus: base.remaster.menus } : {}),
     },
     kernel: { version: kernel.kernelVersion, from: site.kernel ? `site package ${site.kernel}` : 'base' },
     site,

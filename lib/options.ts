@@ -14,4 +14,8 @@ export interface BuildOptions {
   /** File holding the cluster's Ed25519 seed (64 hex digits); made in the cache when absent. */
   clusterKey: string;
   clusterKeyGiven: boolean;
+  /** With --base: add our layers as images (layer) or merge and recompress (flatten). */
+  pack: 'layer' | 'flatten';
+  /** Flatten mode's squashfs compressor; undefined keeps the base's. */
+  compressor?: string;
 }

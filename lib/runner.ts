@@ -31,6 +31,8 @@ export interface Stage<Options> {
   after: string[];
   /** Host programs the stage runs; all are checked before the build starts. */
   tools: string[];
+  /** Whether the stage applies to this build (default: always); a stage that does not is skipped. */
+  when?(options: Options): boolean;
   inputs(options: Options): StageInputs | Promise<StageInputs>;
   run(ctx: StageContext<Options>): Promise<void>;
 }
@@ -58,10 +60,11 @@ export async function runStages<Options>(
   settings: { cacheDir: string; noCache?: boolean; print?: (line: string) => void },
 ): Promise<Map<string, StageRecord>> {
   const print = settings.print ?? ((line: string) => process.stderr.write(`${line}\n`));
-  await requireTools([...new Set(stages.flatMap((s) => s.tools))]);
+  const applicable = stages.filter((s) => s.when?.(options) ?? true);
+  await requireTools([...new Set(applicable.flatMap((s) => s.tools))]);
   const done = new Map<string, StageRecord>();
   let index = 0;
-  for (const stage of stages) {
+  for (const stage of applicable) {
     index += 1;
     const started = performance.now();
     const declared = await stage.inputs(options);
@@ -82,7 +85,7 @@ export async function runStages<Options>(
     })).slice(0, 24);
     const stageDir = join(settings.cacheDir, 'stages', stage.name);
     const dir = join(stageDir, key);
-    const label = `[${index}/${stages.length}] ${stage.name.padEnd(8)}`;
+    const label = `[${index}/${applicable.length}] ${stage.name.padEnd(8)}`;
     const complete = join(dir, '.complete.json');
     if (!settings.noCache && existsSync(complete)) {
       const now = new Date();

@@ -34,6 +34,8 @@ export const minirt = {
   name: 'minirt',
   summary: "minirt.gz: the project's initramfs (busybox, the kernel's storage and NIC drivers, init)",
   after: ['unpack'],
+  // A user's ISO boots with its own initrd.
+  when: (o: BuildOptions) => !o.base,
   tools: ['depmod'],
   inputs: () => ({
     files: [fileURLToPath(import.meta.url), join(overlaysDir, 'minirt'), fileURLToPath(new URL('../iso/cpio.ts', import.meta.url))],

@@ -1,0 +1,154 @@
+import { mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UserError } from '../lib/errors.ts';
+import { fileDigest, walk } from '../lib/hash.ts';
+import type { BuildOptions } from '../lib/options.ts';
+import type { Stage, StageContext } from '../lib/runner.ts';
+import { extractCloop, makeCloop } from '../iso/cloop.ts';
+import { imageFormat, isoExtents, readExtent, type BaseIso, type IsoExtent } from '../iso/layout.ts';
+import { addKernelArgs, menuFormat } from '../iso/menus.ts';
+import { mergeLayer } from '../iso/overlay.ts';
+import { extractRoot, type RootImage } from '../iso/rootfs.ts';
+import { makeSquashfs, squashfsCompressor } from '../iso/squashfs.ts';
+import { rewriteIso } from '../iso/xorriso.ts';
+import { run } from '../lib/exec.ts';
+import type { BaseInfo } from './01-base.ts';
+import { kernelArgs } from './06-site.ts';
+import { isoName } from './07-pack.ts';
+
+type Base = BaseIso & { iso: string };
+interface IsoFile { source: string; path: string }
+
+/**
+ * Layer mode: the OpenSSI and site layers go in as the next images in the base's own format
+ * (KNOPPIX/KNOPPIXn; a cloop base gets cloop-wrapped layers). The base's images stay as they are.
+ */
+async function layerImages(ctx: StageContext<BuildOptions>, base: Base, work: string): Promise<IsoFile[]> {
+  const files: IsoFile[] = [];
+  const top = Number(/(\d*)$/.exec(base.images[base.images.length - 1].path)![1] || 0);
+  for (const [i, stage] of ['inject', 'site'].entries()) {
+    const path = `KNOPPIX/KNOPPIX${top + 1 + i}`;
+    let source = join(ctx.from(stage), 'layer.squashfs');
+    if (base.images[0].format === 'cloop') {
+      // The base's minirt attaches every image to a cloop device; the squashfs inside is
+      // already compressed, so the cloop wrapper stores its blocks as they are (level 0).
+      source = join(work, `KNOPPIX${top + 1 + i}`);
+      await makeCloop(join(ctx.from(stage), 'layer.squashfs'), source, 0);
+    }
+    files.push({ source, path });
+  }
+  return files;
+}
+
+/** One image of the base as a readable filesystem (a cloop image is unpacked to its inside). */
+async function readable(base: Base, image: IsoExtent & { format: string }, work: string): Promise<RootImage> {
+  if (image.format === 'squashfs') return { file: base.iso, offset: image.offset, format: 'squashfs' };
+  const cloop = join(work, 'image.cloop');
+  await writeFile(cloop, await readExtent(base.iso, image));
+  const inner = join(work, `${image.path.replace(/\W/g, '_')}.img`);
+  await extractCloop(cloop, inner, `--base ${base.iso}: ${image.path}`);
+  await rm(cloop);
+  const format = await imageFormat(inner);
+  if (format !== 'squashfs' && format !== 'iso9660') throw new UserError(`--base ${base.iso}: ${image.path}: the cloop image holds neither ISO 9660 nor squashfs`);
+  return { file: inner, offset: 0, format };
+}
+
+/**
+ * Flatten mode: the base's images and our layers merged into one root and recompressed in the
+ * base's own format (squashfs with its compressor unless --compressor says otherwise; cloop
+ * with the same filesystem inside as the base's).
+ */
+async function flattenImages(ctx: StageContext<BuildOptions>, base: Base, work: string): Promise<{ files: IsoFile[]; remove: string[] }> {
+  const root = join(work, 'root');
+  let lowest: RootImage | undefined;
+  for (const [i, image] of base.images.entries()) {
+    const fs = await readable(base, image, work);
+    if (i === 0) lowest = fs;
+    const dir = i === 0 ? root : join(work, 'layer');
+    ctx.log(`unpacking ${image.path} (${image.format})`);
+    await extractRoot(fs, dir).catch((error) => {
+      throw new UserError(`--base ${base.iso}: ${image.path}: cannot unpack its ${fs.format} root: ${String(error?.stderr ?? error?.message).trim().split('\n').filter(Boolean).pop()}`);
+    });
+    if (i > 0) await mergeLayer(root, dir);
+    if (fs.file !== base.iso) await rm(fs.file, { force: true });
+  }
+  for (const stage of ['inject', 'site']) {
+    const dir = join(work, 'layer');
+    await extractRoot({ file: join(ctx.from(stage), 'layer.squashfs'), offset: 0, format: 'squashfs' }, dir);
+    await mergeLayer(root, dir);
+    await rm(dir, { recursive: true, force: true });
+  }
+  const out = join(work, 'KNOPPIX');
+  if (base.images[0].format === 'squashfs') {
+    const compressor = ctx.options.compressor ?? (await squashfsCompressor(base.iso, base.images[0].offset)) ?? 'xz';
+    ctx.log(`squashfs (${compressor}) of the merged root`);
+    await makeSquashfs(root, out, { epoch: ctx.epoch, compression: [compressor] });
+  } else {
+    const inner = join(work, 'root.inner');
+    ctx.log(`cloop (${lowest!.format} inside) of the merged root`);
+    if (lowest!.format === 'iso9660') {
+      await run('xorriso', ['-as', 'mkisofs', '-quiet', '-R', '-U', '-o', inner, root], { env: { SOURCE_DATE_EPOCH: String(ctx.epoch) } });
+    } else {
+      await makeSquashfs(root, inner, { epoch: ctx.epoch, compression: ['gzip'] });
+    }
+    await makeCloop(inner, out, 9);
+    await rm(inner);
+  }
+  await rm(root, { recursive: true, force: true });
+  return { files: [{ source: out, path: base.images[0].path }], remove: base.images.slice(1).map((i) => i.path) };
+}
+
+/** Every boot menu of the base with our kernel arguments added to each entry. */
+async function menus(ctx: StageContext<BuildOptions>, base: Base, work: string): Promise<IsoFile[]> {
+  const args = kernelArgs(ctx.options.site.boot.kernelArgs).split(' ');
+  const files: IsoFile[] = [];
+  for (const menu of base.menus) {
+    const extent = (await isoExtents(base.iso, menu)).find((e) => e.path === menu)!;
+    const text = (await readExtent(base.iso, extent)).toString('utf8');
+    const patched = addKernelArgs(text, menuFormat(menu), args);
+    if (patched === text) continue;
+    const source = join(work, 'menus', menu);
+    await mkdir(dirname(source), { recursive: true });
+    await writeFile(source, patched);
+    files.push({ source, path: menu });
+  }
+  return files;
+}
+
+/**
+ * A user's live ISO remastered: our layers in (layer mode) or merged in (flatten mode), every
+ * boot entry with our kernel arguments, the site's ISO files, and the ISO rewritten by xorriso
+ * with the base's boot setup (El Torito, MBR/GPT, EFI partition) and untouched data reused.
+ */
+export const remaster = {
+  name: 'remaster',
+  summary: "the user's ISO with our layers (layer mode) or merged and recompressed (flatten mode)",
+  after: ['base', 'inject', 'site'],
+  when: (o) => Boolean(o.base),
+  tools: ['xorriso', 'create_compressed_fs', 'mksquashfs', 'unsquashfs'],
+  inputs: (o) => ({
+    files: [fileURLToPath(import.meta.url), ...['xorriso', 'menus', 'cloop', 'overlay', 'rootfs'].map((f) => fileURLToPath(new URL(`../iso/${f}.ts`, import.meta.url)))],
+    params: { pack: o.pack, compressor: o.compressor ?? null, kernelArgs: o.site.boot.kernelArgs },
+  }),
+  async run(ctx) {
+    const info: BaseInfo = JSON.parse(await readFile(join(ctx.from('base'), 'base.json'), 'utf8'));
+    const base = info.remaster!;
+    if (base.layout !== 'knoppix') throw new UserError(`--base ${base.iso}: remastering the ${base.layout} layout is not built yet (the KNOPPIX layout is)`);
+    const work = join(ctx.out, 'work');
+    await mkdir(work, { recursive: true });
+    const images = ctx.options.pack === 'flatten' ? await flattenImages(ctx, base, work) : { files: await layerImages(ctx, base, work), remove: [] };
+    const files = [...images.files, ...(await menus(ctx, base, work))];
+    // The site's own ISO files go in; our boot menus do not: the base's boot setup is kept.
+    const siteIso = join(ctx.from('site'), 'iso');
+    for (const e of await walk(siteIso)) {
+      if (e.type === 'file' && !e.path.startsWith('boot/')) files.push({ source: join(siteIso, e.path), path: e.path });
+    }
+    for (const f of files) await utimes(f.source, ctx.epoch, ctx.epoch);
+    ctx.log(`${ctx.options.pack} mode: ${files.map((f) => f.path).join(', ')}${images.remove.length ? `; out: ${images.remove.join(', ')}` : ''}`);
+    const iso = join(ctx.out, isoName);
+    await rewriteIso({ base: base.iso, out: iso, epoch: ctx.epoch, files, remove: images.remove });
+    await rm(work, { recursive: true, force: true });
+    await writeFile(join(ctx.out, 'iso.json'), `${JSON.stringify({ file: isoName, sha256: await fileDigest(iso) })}\n`);
+  },
+} satisfies Stage<BuildOptions>;
