@@ -5,6 +5,7 @@ import type { StageRecord } from './runner.ts';
 import type { SiteConfig } from './site.ts';
 import type { BaseInfo } from '../stages/01-base.ts';
 import type { UnpackInfo } from '../stages/02-unpack.ts';
+import { layerNames } from '../stages/08-remaster.ts';
 
 /** What went into an ISO: the base, each stage's digest, and every file the layers add or replace. */
 export async function buildManifest(records: Map<string, StageRecord>, site: SiteConfig, iso: { path: string; sha256: string; size: number }, pack: 'layer' | 'flatten' = 'layer') {
@@ -15,12 +16,12 @@ export async function buildManifest(records: Map<string, StageRecord>, site: Sit
   const layers = [];
   // Our layers follow the base's images: KNOPPIX/KNOPPIX1 and 2 on the default base.
   const images = base.remaster?.images ?? [{ path: 'KNOPPIX/KNOPPIX' }];
-  const top = Number(/(\d*)$/.exec(images[images.length - 1].path)![1] || 0);
+  const names = layerNames({ layout: base.layout, images, iso: base.remaster?.iso ?? '' });
   for (const [i, name] of ['inject', 'site'].entries()) {
     const files = (await readLayerFiles(dir(name))).filter((f) => f.type !== 'dir').map((f) => ({
       ...f, change: f.type === 'whiteout' ? 'removed' : baseFiles.has(f.path) ? 'changed' : 'added',
     }));
-    layers.push({ image: pack === 'flatten' ? `merged into ${images[0].path}` : `KNOPPIX/KNOPPIX${top + 1 + i}`, stage: name, files });
+    layers.push({ image: pack === 'flatten' ? `merged into ${images[0].path}` : names[i], stage: name, files });
   }
   return {
     tool: 'openssi-live',

@@ -26,19 +26,45 @@ interface IsoFile { source: string; path: string }
  */
 async function layerImages(ctx: StageContext<BuildOptions>, base: Base, work: string): Promise<IsoFile[]> {
   const files: IsoFile[] = [];
-  const top = Number(/(\d*)$/.exec(base.images[base.images.length - 1].path)![1] || 0);
+  const names = layerNames(base);
   for (const [i, stage] of ['inject', 'site'].entries()) {
-    const path = `KNOPPIX/KNOPPIX${top + 1 + i}`;
+    const path = names[i];
     let source = join(ctx.from(stage), 'layer.squashfs');
     if (base.images[0].format === 'cloop') {
       // The base's minirt attaches every image to a cloop device; the squashfs inside is
       // already compressed, so the cloop wrapper stores its blocks as they are (level 0).
-      source = join(work, `KNOPPIX${top + 1 + i}`);
+      source = join(work, path.split('/').pop()!);
       await makeCloop(join(ctx.from(stage), 'layer.squashfs'), source, 0);
     }
     files.push({ source, path });
   }
+  if (base.layout === 'debian-live') {
+    // live-boot mounts only the images filesystem.module names, when there is one.
+    const module = (await isoExtents(base.iso, 'live')).find((e) => e.path === 'live/filesystem.module');
+    if (module) {
+      const text = (await readExtent(base.iso, module)).toString('utf8').replace(/\n*$/, '\n');
+      await writeFile(join(work, 'filesystem.module'), `${text}${names.map((n) => n.slice('live/'.length)).join('\n')}\n`);
+      files.push({ source: join(work, 'filesystem.module'), path: 'live/filesystem.module' });
+    }
+  }
   return files;
+}
+
+/**
+ * Where our two layers go: the next KNOPPIX/KNOPPIXn, or live/*.squashfs names that sort after
+ * every image of the base (live-boot stacks them in name order, the last on top).
+ */
+export function layerNames(base: { layout: BaseIso['layout']; images: { path: string }[]; iso: string }): string[] {
+  const last = base.images[base.images.length - 1].path;
+  if (base.layout === 'knoppix') {
+    const top = Number(/(\d*)$/.exec(last)![1] || 0);
+    return [`KNOPPIX/KNOPPIX${top + 1}`, `KNOPPIX/KNOPPIX${top + 2}`];
+  }
+  const names = ['live/zz-openssi-1.squashfs', 'live/zz-openssi-2-site.squashfs'];
+  if (Buffer.compare(Buffer.from(names[0]), Buffer.from(last)) <= 0) {
+    throw new UserError(`--base ${base.iso}: ${last} sorts after our layers' names (${names[0]}), so live-boot would stack it over them`);
+  }
+  return names;
 }
 
 /** One image of the base as a readable filesystem (a cloop image is unpacked to its inside). */
@@ -134,7 +160,6 @@ export const remaster = {
   async run(ctx) {
     const info: BaseInfo = JSON.parse(await readFile(join(ctx.from('base'), 'base.json'), 'utf8'));
     const base = info.remaster!;
-    if (base.layout !== 'knoppix') throw new UserError(`--base ${base.iso}: remastering the ${base.layout} layout is not built yet (the KNOPPIX layout is)`);
     const work = join(ctx.out, 'work');
     await mkdir(work, { recursive: true });
     const images = ctx.options.pack === 'flatten' ? await flattenImages(ctx, base, work) : { files: await layerImages(ctx, base, work), remove: [] };

@@ -11,6 +11,7 @@ import { trackedPids } from '../driver/processes.ts';
 import { fileDigest } from '../lib/hash.ts';
 import { defaultOutPath, defaultSiteDir, projectRoot } from '../lib/paths.ts';
 import { elToritoEntries } from '../iso/xorriso.ts';
+import { squashfsCompressor } from '../iso/squashfs.ts';
 import { isoExtents, readExtent } from '../iso/layout.ts';
 import { fixtureIso } from './fixtures.ts';
 import { buildCli, leftovers } from './helpers.ts';
@@ -21,11 +22,13 @@ const logDir = join(projectRoot, 'out', 'boot', 'remaster');
 let work: string;
 let knoppix: string;
 let layered: string;
+let flattened: string;
 
 test.before(async () => {
   knoppix = await fixtureIso('knoppix', [], 'knoppix-cloop');
   work = await mkdtemp(join(tmpdir(), 'remaster-'));
   layered = join(work, 'knoppix-layer.iso');
+  flattened = join(work, 'knoppix-flat.iso');
   await mkdir(logDir, { recursive: true });
 });
 
@@ -83,6 +86,32 @@ test('layer mode, SeaBIOS: the remastered KNOPPIX boots as node 1 with the OpenS
 
 test('layer mode, OVMF on q35: the same through the base\'s own EFI boot', async () => {
   assertReport(await singleNodeBoot(layered, { firmware: 'uefi', accel: 'auto', logDir, also: openssiChecks }));
+});
+
+test('flatten mode: one cloop image again (cloop in, cloop out) holding the base and our layers', async () => {
+  const r = await buildCli(['--base', knoppix, '--pack', 'flatten', '--out', flattened]);
+  assert.is(r.code, 0, r.stderr);
+  const images = (await isoExtents(flattened, 'KNOPPIX')).filter((e) => /KNOPPIX\d*$/.test(e.path));
+  assert.equal(images.map((e) => e.path), ['KNOPPIX/KNOPPIX']);
+  assert.match((await readExtent(flattened, images[0])).subarray(0, 128).toString('latin1'), /^#!\/bin\/sh[\s\S]*V[234]\.0/);
+  assert.ok((await isoText(flattened, 'boot/isolinux/isolinux.cfg')).includes('APPEND initrd=minirt.gz lang=en noapic nolapic acpi=off console=tty0'));
+  assert.equal((await elToritoEntries(flattened)).map((e) => e.platform), ['BIOS', 'UEFI']);
+});
+
+test('flatten mode, SeaBIOS and OVMF: the flattened KNOPPIX boots as node 1', async () => {
+  assertReport(await singleNodeBoot(flattened, { firmware: 'bios', accel: 'auto', logDir, also: openssiChecks }));
+  assertReport(await singleNodeBoot(flattened, { firmware: 'uefi', accel: 'auto', logDir, also: openssiChecks }));
+});
+
+test('flatten mode on a squashfs KNOPPIX: squashfs out, the compressor as told', async () => {
+  assert.ok(existsSync(defaultOutPath), 'build.test.ts makes the default ISO first');
+  const out = join(work, 'flat-squashfs.iso');
+  const r = await buildCli(['--base', defaultOutPath, '--pack', 'flatten', '--compressor', 'lz4', '--out', out]);
+  assert.is(r.code, 0, r.stderr);
+  const images = (await isoExtents(out, 'KNOPPIX')).filter((e) => /KNOPPIX\d*$/.test(e.path));
+  assert.equal(images.map((e) => e.path), ['KNOPPIX/KNOPPIX'], 'KNOPPIX1 and KNOPPIX2 merged in');
+  assert.is(await squashfsCompressor(out, images[0].offset), 'lz4');
+  await rm(out);
 });
 
 /** Builds from a bad base: one clear line, exit 1, no ISO, no temporaries, the base untouched. */
