@@ -1,7 +1,7 @@
 #!/usr/bin/env tsx
 // npm run bench: cold build, warm rebuild after a site file change, and boot to shell under TCG,
 // each the median of several runs in this one process, against the goals of issue 2.
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -9,8 +9,12 @@ import { Cluster } from '../driver/cluster.ts';
 import { singleNodeBoot } from '../driver/scenarios.ts';
 import { defaultSiteDir } from '../lib/paths.ts';
 import { buildCli } from '../test/helpers.ts';
+import { fixtureIso } from '../test/fixtures.ts';
+import { run } from '../lib/exec.ts';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, 'skip-cold': { type: 'boolean' } } });
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, 'skip-cold': { type: 'boolean' }, only: { type: 'string' } } });
+// --only remaster: just the remaster benchmark; --only default: everything but it.
+const want = (part: 'default' | 'remaster') => !values.only || values.only === part;
 const runs = Math.max(1, Number(values.runs));
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -25,9 +29,59 @@ async function build(args: string[]) {
   return JSON.parse(r.stdout) as { seconds: number; peakRssMiB: number; iso: string };
 }
 
+/** Seconds a function takes. */
+async function timed(f: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await f();
+  return (performance.now() - started) / 1000;
+}
+
+/**
+ * Issue 5's goals on a large base (a KNOPPIX ISO whose squashfs root holds over 1 GiB): layer
+ * mode against a bare `xorriso -boot_image any replay` copy of the same ISO, and flatten mode
+ * against layer mode, in the same run. Layer mode is timed cold (empty cache: the kernel module
+ * is built, the layers packed) and after a site change (the usual rebuild).
+ */
+async function remasterBench(): Promise<void> {
+  const big = await fixtureIso('knoppix', ['--root', 'squashfs', '--pad', '1100'], 'knoppix-large');
+  const cache = join(work, 'remaster-cache');
+  const site = join(work, 'remaster-site');
+  await cp(defaultSiteDir, site, { recursive: true });
+  const copy: number[] = [];
+  const cold: number[] = [];
+  const warm: number[] = [];
+  const flat: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const copyOut = join(work, 'copy.iso');
+    copy.push(await timed(() => run('xorriso', ['-indev', big, '-outdev', copyOut, '-boot_image', 'any', 'replay', '-commit'], { reject: false })));
+    await rm(copyOut, { force: true });
+    await rm(cache, { recursive: true, force: true });
+    cold.push((await build(['--base', big, '--site', site, '--cache', cache, '--out', join(work, 'layer.iso')])).seconds);
+    await writeFile(join(site, 'files', 'etc', 'motd'), `bench run ${i} ${Date.now()}\n`);
+    warm.push((await build(['--base', big, '--site', site, '--cache', cache, '--out', join(work, 'layer.iso')])).seconds);
+    flat.push((await build(['--base', big, '--site', site, '--cache', cache, '--pack', 'flatten', '--out', join(work, 'flat.iso')])).seconds);
+    await rm(join(work, 'layer.iso'), { force: true });
+    await rm(join(work, 'flat.iso'), { force: true });
+    process.stderr.write(`remaster ${i + 1}/${runs}: copy ${copy[i].toFixed(1)} s, layer ${cold[i].toFixed(1)} s cold / ${warm[i].toFixed(1)} s warm, flatten ${flat[i].toFixed(1)} s\n`);
+  }
+  const gib = ((await stat(big)).size / 2 ** 30).toFixed(2);
+  rows.push({ metric: `bare xorriso copy of the ${gib} GiB base`, values: copy, unit: 's', goal: '(reference)' });
+  rows.push({ metric: 'layer mode, cold cache', values: cold, unit: 's', goal: '' });
+  rows.push({ metric: 'layer mode after a site change', values: warm, unit: 's', goal: '' });
+  rows.push({ metric: 'flatten mode', values: flat, unit: 's', goal: '' });
+  ratios.push(
+    { name: 'layer (cold) / bare copy', value: median(cold) / median(copy), goal: '≤ 1.5' },
+    { name: 'layer (site change) / bare copy', value: median(warm) / median(copy), goal: '≤ 1.5' },
+    { name: 'flatten / layer (cold)', value: median(flat) / median(cold), goal: '≥ 10' },
+    { name: 'flatten / layer (site change)', value: median(flat) / median(warm), goal: '≥ 10' },
+  );
+}
+
+const ratios: { name: string; value: number; goal: string }[] = [];
 try {
+  if (want('remaster')) await remasterBench();
   const peak: number[] = [];
-  if (!values['skip-cold']) {
+  if (want('default') && !values['skip-cold']) {
     const cold: number[] = [];
     for (let i = 0; i < runs; i++) {
       const r = await build(['--cache', join(work, `cold-${i}`), '--out', join(work, 'cold.iso')]);
@@ -38,6 +92,12 @@ try {
     }
     rows.push({ metric: 'cold default build', values: cold, unit: 's', goal: '≤ 60 s' });
   }
+  if (want('default')) await defaultBench(peak);
+} finally {
+  await rm(work, { recursive: true, force: true });
+}
+
+async function defaultBench(peak: number[]): Promise<void> {
   const site = join(work, 'site');
   await cp(defaultSiteDir, site, { recursive: true });
   const out = join(work, 'warm.iso');
@@ -78,8 +138,6 @@ try {
   } finally {
     await cluster.stop();
   }
-} finally {
-  await rm(work, { recursive: true, force: true });
 }
 
 console.log('\nmetric                                   median   runs                      goal');
@@ -88,3 +146,5 @@ for (const r of rows) {
   const label = r.unit === 'MiB' ? 'max' : '';
   console.log(`${r.metric.padEnd(40)} ${`${m.toFixed(1)} ${r.unit}`.padStart(9)}${label ? ` (${label})` : ''}   ${r.values.map((v) => v.toFixed(1)).join(' ').padEnd(24)}  ${r.goal}`);
 }
+if (ratios.length) console.log('\nratio (of medians)                           value   goal');
+for (const r of ratios) console.log(`${r.name.padEnd(44)} ${r.value.toFixed(2).padStart(6)}   ${r.goal}`);

@@ -1,7 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run } from '../lib/exec.ts';
+import { isoExtents, readBaseIso, readExtent } from '../iso/layout.ts';
 import { chooseAccel, type AccelChoice } from './accel.ts';
 import { Cluster } from './cluster.ts';
 import { Machine, type Firmware } from './machine.ts';
@@ -10,10 +10,11 @@ import { VSwitch } from './vswitch.ts';
 export interface Check { name: string; ok: boolean; detail: string }
 export interface BootReport { firmware: Firmware; accel: string; medium: 'cd' | 'usb'; secondsToShell: number; checks: Check[]; serialLog: string; screenshot: string }
 
-/** The kernel inside an ISO, copied out for the KVM probe. */
+/** The kernel an ISO's first boot entry names, copied out for the KVM probe. */
 export async function kernelOf(iso: string, dir: string): Promise<string> {
   const kernel = join(dir, 'linux');
-  await run('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', '/boot/isolinux/linux', kernel]);
+  const { kernel: path } = await readBaseIso(iso);
+  await writeFile(kernel, await readExtent(iso, (await isoExtents(iso, path)).find((e) => e.path === path)!));
   return kernel;
 }
 
@@ -65,7 +66,8 @@ export async function singleNodeBoot(iso: string, o: {
     const hosts = await vm.succeed('cat /etc/hosts');
     check('/etc/hosts maps clustername and nodename', /^10\.0\.0\.1\s+KNOPPIX-OpenSSI$/m.test(hosts) && /^10\.0\.0\.1\s+node1$/m.test(hosts), hosts.trim());
     const mounts = await vm.succeed('cat /proc/mounts');
-    check('root is the RAM overlay over the CD layers', /^overlay \/ overlay .*lowerdir=(\/KNOPPIX\d+:)*\/KNOPPIX[,\s]/m.test(mounts), mounts.split('\n').find((l) => l.startsWith('overlay')) ?? mounts);
+    // KNOPPIX: /KNOPPIXn:...:/KNOPPIX; live-boot: /run/live/rootfs/<image>.squashfs:...
+    check('root is the RAM overlay over the CD layers', /^overlay \/ overlay .*lowerdir=((\/KNOPPIX\d+:)*\/KNOPPIX|[^,\s]*\/run\/live\/rootfs\/[^,\s]*\.squashfs\/?)[,\s]/m.test(mounts), mounts.split('\n').find((l) => l.startsWith('overlay')) ?? mounts);
     await o.also?.(vm, check);
     const screenshot = join(o.logDir, `${name}.png`);
     await vm.screenshot(screenshot);

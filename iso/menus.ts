@@ -41,3 +41,23 @@ export function addKernelArgs(text: string, format: 'syslinux' | 'grub', args: s
 export function menuFormat(path: string): 'syslinux' | 'grub' {
   return /(^|\/)grub\//.test(path) ? 'grub' : 'syslinux';
 }
+
+/**
+ * Gives a top-level menu that would wait forever for a key (no timeout, or 0) a timeout, so the
+ * CD boots unattended as a cluster node must; a menu with a timeout of its own keeps it.
+ */
+export function ensureTimeout(text: string, format: 'syslinux' | 'grub', seconds: number): string {
+  if (format === 'syslinux') {
+    const value = Math.max(1, seconds * 10); // tenths of a second; 0 would mean forever
+    if (/^\s*timeout\s+[1-9]/im.test(text)) return text;
+    if (/^\s*timeout\s+0\s*$/im.test(text)) return text.replace(/^(\s*)timeout\s+0\s*$/im, `$1timeout ${value}`);
+    return `timeout ${value}\n${text}`;
+  }
+  if (/^\s*set\s+timeout=["']?[0-9]/m.test(text) && !/^\s*set\s+timeout=["']?-1/m.test(text)) return text;
+  return `${text.replace(/\n*$/, '\n')}set timeout=${seconds}\n`;
+}
+
+/** Whether a menu is where the boot loader starts (isolinux.cfg, syslinux.cfg, boot/grub/grub.cfg). */
+export function isTopMenu(path: string): boolean {
+  return /(^|\/)(isolinux|syslinux)\.cfg$/.test(path) || path === 'boot/grub/grub.cfg';
+}

@@ -79,11 +79,15 @@ export async function bootSetupCommands(iso: string): Promise<string[]> {
   const plain = await output('xorriso', [...tolerant, '-indev', iso, '-report_el_torito', 'plain'], { all: true });
   const args = cmd.split('\n').filter((l) => /^-(volid|volume_date|boot_image|append_partition)\s/.test(l)).flatMap(xorrisoWords);
   const withPath = new Set([...plain.matchAll(/^El Torito img path :\s*(\d+)/gm)].map((m) => m[1]));
+  // An appended partition typed by a GPT type GUID came from -appended_part_as_gpt, which the
+  // report does not repeat; without it the partition table comes out MBR only.
+  if (/^-append_partition \d+ [0-9a-f]{32} /m.test(cmd) && !/appended_part_as=gpt/.test(cmd)) args.push('-boot_image', 'any', 'appended_part_as=gpt');
   const partitions = [...cmd.matchAll(/^-append_partition (\d+) \S+ --interval:imported_iso:(\d+)d-/gm)].map((m) => ({ n: m[1], start: Number(m[2]) }));
   for (const m of plain.matchAll(/^El Torito boot img :\s*(\d+)\s+UEFI\s+\S+\s+\S+\s+\S+\s+\S+\s+\d+\s+(\d+)/gm)) {
     if (withPath.has(m[1])) continue;
     const part = partitions.find((p) => p.start === Number(m[2]) * 4);
-    if (part) args.push('-boot_image', 'any', `efi_path=--interval:appended_partition_${part.n}:all::`, '-boot_image', 'any', 'platform_id=0xef', '-boot_image', 'any', 'emul_type=no_emulation', '-boot_image', 'any', 'next');
+    if (!part) continue;
+    args.push('-boot_image', 'any', `efi_path=--interval:appended_partition_${part.n}:all::`, '-boot_image', 'any', 'platform_id=0xef', '-boot_image', 'any', 'emul_type=no_emulation', '-boot_image', 'any', 'next');
   }
   return args;
 }
@@ -97,7 +101,7 @@ export async function rewriteIso(o: { base: string; out: string; epoch: number; 
   const boot = await bootSetupCommands(o.base);
   await run('xorriso', [
     ...tolerant, '-indev', o.base, '-outdev', o.out, ...boot,
-    ...(o.remove ?? []).flatMap((p) => ['-rm', `/${p}`]),
+    ...(o.remove?.length ? ['-rm', ...o.remove.map((p) => `/${p}`), '--'] : []),
     ...o.files.flatMap((f) => ['-map', f.source, `/${f.path}`]),
     '-commit',
   ], { env: { SOURCE_DATE_EPOCH: String(o.epoch) } });
@@ -105,4 +109,10 @@ export async function rewriteIso(o: { base: string; out: string; epoch: number; 
   const want = (await elToritoEntries(o.base)).map((e) => e.platform).join(' ');
   const have = (await elToritoEntries(o.out)).map((e) => e.platform).join(' ');
   if (want !== have) throw new Error(`xorriso: the rewritten ISO's El Torito entries (${have}) differ from the base's (${want})`);
+  const tables = async (iso: string) => {
+    const area = await output('xorriso', [...tolerant, '-indev', iso, '-report_system_area', 'plain'], { all: true });
+    return ['MBR', 'GPT', 'APM'].filter((t) => new RegExp(`^${t} `, 'm').test(area)).join(' ');
+  };
+  const [wantTables, haveTables] = [await tables(o.base), await tables(o.out)];
+  if (wantTables !== haveTables) throw new Error(`xorriso: the rewritten ISO's partition tables (${haveTables}) differ from the base's (${wantTables})`);
 }

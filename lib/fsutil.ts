@@ -28,11 +28,15 @@ export async function stampTree(dir: string, epoch: number): Promise<void> {
   await utimes(dir, epoch, epoch);
 }
 
-/** Writes dest through a temporary name in the same folder, so readers never see half a file. */
+/**
+ * Puts source at dest through a temporary name in the same folder, so readers never see half a
+ * file. A hard link when both are on one filesystem (an ISO of gigabytes costs nothing; every
+ * later build replaces dest by rename, never writes into it), else a copy.
+ */
 export async function publish(source: string, dest: string): Promise<void> {
   const tmp = join(dirname(dest), `.${Date.now()}.tmp-${process.pid}-${dest.split('/').pop()}`);
   try {
-    await copyFile(source, tmp, constants.COPYFILE_FICLONE);
+    await link(source, tmp).catch(() => copyFile(source, tmp, constants.COPYFILE_FICLONE));
     await rename(tmp, dest);
   } catch (error) {
     await rm(tmp, { force: true });

@@ -7,7 +7,7 @@ import type { BuildOptions } from '../lib/options.ts';
 import type { Stage, StageContext } from '../lib/runner.ts';
 import { extractCloop, makeCloop } from '../iso/cloop.ts';
 import { imageFormat, isoExtents, readExtent, type BaseIso, type IsoExtent } from '../iso/layout.ts';
-import { addKernelArgs, menuFormat } from '../iso/menus.ts';
+import { addKernelArgs, ensureTimeout, isTopMenu, menuFormat } from '../iso/menus.ts';
 import { mergeLayer } from '../iso/overlay.ts';
 import { extractRoot, type RootImage } from '../iso/rootfs.ts';
 import { makeSquashfs, squashfsCompressor } from '../iso/squashfs.ts';
@@ -125,14 +125,18 @@ async function flattenImages(ctx: StageContext<BuildOptions>, base: Base, work: 
   return { files: [{ source: out, path: base.images[0].path }], remove: base.images.slice(1).map((i) => i.path) };
 }
 
-/** Every boot menu of the base with our kernel arguments added to each entry. */
+/**
+ * Every boot menu of the base with our kernel arguments added to each entry, and a timeout
+ * (the site's boot.timeout) where the base's menu would wait for a key forever.
+ */
 async function menus(ctx: StageContext<BuildOptions>, base: Base, work: string): Promise<IsoFile[]> {
   const args = kernelArgs(ctx.options.site.boot.kernelArgs).split(' ');
   const files: IsoFile[] = [];
   for (const menu of base.menus) {
     const extent = (await isoExtents(base.iso, menu)).find((e) => e.path === menu)!;
     const text = (await readExtent(base.iso, extent)).toString('utf8');
-    const patched = addKernelArgs(text, menuFormat(menu), args);
+    let patched = addKernelArgs(text, menuFormat(menu), args);
+    if (isTopMenu(menu)) patched = ensureTimeout(patched, menuFormat(menu), ctx.options.site.boot.timeout);
     if (patched === text) continue;
     const source = join(work, 'menus', menu);
     await mkdir(dirname(source), { recursive: true });
@@ -155,7 +159,7 @@ export const remaster = {
   tools: ['xorriso', 'create_compressed_fs', 'mksquashfs', 'unsquashfs'],
   inputs: (o) => ({
     files: [fileURLToPath(import.meta.url), ...['xorriso', 'menus', 'cloop', 'overlay', 'rootfs'].map((f) => fileURLToPath(new URL(`../iso/${f}.ts`, import.meta.url)))],
-    params: { pack: o.pack, compressor: o.compressor ?? null, kernelArgs: o.site.boot.kernelArgs },
+    params: { pack: o.pack, compressor: o.compressor ?? null, kernelArgs: o.site.boot.kernelArgs, timeout: o.site.boot.timeout },
   }),
   async run(ctx) {
     const info: BaseInfo = JSON.parse(await readFile(join(ctx.from('base'), 'base.json'), 'utf8'));

@@ -32,7 +32,7 @@ export async function debianPackage(name: string): Promise<string> {
  * A fixture ISO made by a script under fixtures/, rebuilt when the script's folder changes
  * (its digest is in the file name). Returns the ISO's path.
  */
-export async function fixtureIso(name: 'knoppix', args: string[] = [], label: string = name): Promise<string> {
+export async function fixtureIso(name: 'knoppix' | 'debian-live', args: string[] = [], label: string = name): Promise<string> {
   const dir = join(projectRoot, 'fixtures', name);
   const digest = (await pathDigest(dir)).slice(0, 12);
   const iso = join(fixturesDir, `${label}-${digest}.iso`);

@@ -23,12 +23,16 @@ let work: string;
 let knoppix: string;
 let layered: string;
 let flattened: string;
+let live: string;
+let liveLayered: string;
 
 test.before(async () => {
   knoppix = await fixtureIso('knoppix', [], 'knoppix-cloop');
+  live = await fixtureIso('debian-live');
   work = await mkdtemp(join(tmpdir(), 'remaster-'));
   layered = join(work, 'knoppix-layer.iso');
   flattened = join(work, 'knoppix-flat.iso');
+  liveLayered = join(work, 'live-layer.iso');
   await mkdir(logDir, { recursive: true });
 });
 
@@ -43,15 +47,18 @@ async function isoText(iso: string, path: string): Promise<string> {
   return (await readExtent(iso, e!)).toString('utf8');
 }
 
-/** The node's OpenSSI layer, seen from its shell. */
-async function openssiChecks(vm: Machine, check: (name: string, ok: boolean, detail: string) => void): Promise<void> {
+/** The node's OpenSSI layer, seen from its shell; baseArg is one of the base's own kernel arguments. */
+const openssiChecks = (baseArg: string) => async (vm: Machine, check: (name: string, ok: boolean, detail: string) => void): Promise<void> => {
   const out = async (cmd: string) => (await vm.execute(cmd)).output.trim();
   check('cluster → 1', (await out('cluster')) === '1', await out('cluster'));
   check('ssi_compat loaded', /^ssi_compat\s/m.test(await out('lsmod')), await out('lsmod | head -5'));
   check('CDSL /etc/nodename', (await out('readlink /etc/nodename')).includes('{nodenum}') && (await out('cat /etc/nodename')) === 'node1', await out('ls -l /etc/nodename'));
   check('/demo-proclb present', /README/.test(await out('ls /demo-proclb')), await out('ls /demo-proclb'));
-  check("the base's own kernel arguments kept", /\blang=en\b/.test(await out('cat /proc/cmdline')), await out('cat /proc/cmdline'));
-}
+  const cmdline = await out('cat /proc/cmdline');
+  check("the base's own kernel arguments kept, ours added", cmdline.split(' ').includes(baseArg) && cmdline.includes('console=ttyS0,115200n8'), cmdline);
+};
+const knoppixChecks = openssiChecks('lang=en');
+const liveChecks = openssiChecks('boot=live');
 
 function assertReport(r: BootReport) {
   for (const c of r.checks) assert.ok(c.ok, `${r.firmware}: ${c.name}\n${c.detail}`);
@@ -81,11 +88,12 @@ test('layer mode: the cloop base is kept byte for byte, two cloop layers and our
 });
 
 test('layer mode, SeaBIOS: the remastered KNOPPIX boots as node 1 with the OpenSSI layer', async () => {
-  assertReport(await singleNodeBoot(layered, { firmware: 'bios', accel: 'auto', logDir, also: openssiChecks }));
+  assertReport(await singleNodeBoot(layered, { firmware: 'bios', accel: 'auto', logDir, also: knoppixChecks }));
 });
 
-test('layer mode, OVMF on q35: the same through the base\'s own EFI boot', async () => {
-  assertReport(await singleNodeBoot(layered, { firmware: 'uefi', accel: 'auto', logDir, also: openssiChecks }));
+test('layer mode, OVMF on q35: the same through the base\'s own EFI boot, from CD and USB stick', async () => {
+  assertReport(await singleNodeBoot(layered, { firmware: 'uefi', accel: 'auto', logDir, also: knoppixChecks }));
+  assertReport(await singleNodeBoot(layered, { firmware: 'uefi', accel: 'auto', logDir, medium: 'usb', also: knoppixChecks }));
 });
 
 test('flatten mode: one cloop image again (cloop in, cloop out) holding the base and our layers', async () => {
@@ -99,8 +107,8 @@ test('flatten mode: one cloop image again (cloop in, cloop out) holding the base
 });
 
 test('flatten mode, SeaBIOS and OVMF: the flattened KNOPPIX boots as node 1', async () => {
-  assertReport(await singleNodeBoot(flattened, { firmware: 'bios', accel: 'auto', logDir, also: openssiChecks }));
-  assertReport(await singleNodeBoot(flattened, { firmware: 'uefi', accel: 'auto', logDir, also: openssiChecks }));
+  assertReport(await singleNodeBoot(flattened, { firmware: 'bios', accel: 'auto', logDir, also: knoppixChecks }));
+  assertReport(await singleNodeBoot(flattened, { firmware: 'uefi', accel: 'auto', logDir, also: knoppixChecks }));
 });
 
 test('flatten mode on a squashfs KNOPPIX: squashfs out, the compressor as told', async () => {
@@ -112,6 +120,36 @@ test('flatten mode on a squashfs KNOPPIX: squashfs out, the compressor as told',
   assert.equal(images.map((e) => e.path), ['KNOPPIX/KNOPPIX'], 'KNOPPIX1 and KNOPPIX2 merged in');
   assert.is(await squashfsCompressor(out, images[0].offset), 'lz4');
   await rm(out);
+});
+
+test('Debian live, layer mode: filesystem.squashfs kept, our layers sort after it, menus get a timeout', async () => {
+  const r = await buildCli(['--base', live, '--out', liveLayered]);
+  assert.is(r.code, 0, r.stderr);
+  const names = (await isoExtents(liveLayered, 'live')).map((e) => e.path).filter((p) => p.endsWith('.squashfs'));
+  assert.equal(names, ['live/filesystem.squashfs', 'live/zz-openssi-1.squashfs', 'live/zz-openssi-2-site.squashfs']);
+  const root = async (iso: string) => readExtent(iso, (await isoExtents(iso, 'live/filesystem.squashfs'))[0]);
+  assert.ok((await root(liveLayered)).equals(await root(live)), 'filesystem.squashfs unchanged');
+  const entries = await isoText(liveLayered, 'isolinux/live.cfg');
+  assert.match(entries, /^\s*append boot=live components quiet console=tty0 console=ttyS0,115200n8$/m);
+  assert.match(entries, /^\s*append boot=live components memtest noapic .* console=tty0 console=ttyS0,115200n8$/m);
+  assert.match(await isoText(liveLayered, 'isolinux/isolinux.cfg'), /^timeout 30$/m, 'isolinux waits 3 s, not forever');
+  assert.match(await isoText(liveLayered, 'boot/grub/grub.cfg'), /menuentry "Live system \(amd64 fail-safe mode\)"[\s\S]*^set timeout=3$/m);
+});
+
+test('Debian live, layer mode, SeaBIOS and OVMF: systemd starts the node, root shell on ttyS0', async () => {
+  assertReport(await singleNodeBoot(liveLayered, { firmware: 'bios', accel: 'auto', logDir, also: liveChecks }));
+  assertReport(await singleNodeBoot(liveLayered, { firmware: 'uefi', accel: 'auto', logDir, also: liveChecks }));
+});
+
+test('Debian live, flatten mode: one filesystem.squashfs (zstd, as the base\'s) that boots', async () => {
+  const out = join(work, 'live-flat.iso');
+  const r = await buildCli(['--base', live, '--pack', 'flatten', '--out', out]);
+  assert.is(r.code, 0, r.stderr);
+  const images = (await isoExtents(out, 'live')).filter((e) => e.path.endsWith('.squashfs'));
+  assert.equal(images.map((e) => e.path), ['live/filesystem.squashfs']);
+  assert.is(await squashfsCompressor(out, images[0].offset), 'zstd');
+  assertReport(await singleNodeBoot(out, { firmware: 'bios', accel: 'auto', logDir, also: liveChecks }));
+  assertReport(await singleNodeBoot(out, { firmware: 'uefi', accel: 'auto', logDir, also: liveChecks }));
 });
 
 /** Builds from a bad base: one clear line, exit 1, no ISO, no temporaries, the base untouched. */

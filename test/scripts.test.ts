@@ -4,16 +4,20 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { walk } from '../lib/hash.ts';
-import { overlaysDir } from '../lib/paths.ts';
+import { overlaysDir, projectRoot } from '../lib/paths.ts';
 
-/** Every shell script that runs inside the image (shebang #!/bin/sh), and shell fragments. */
+/** Every shell script that runs inside an image (ours and the fixtures'), and shell fragments. */
 async function imageScripts(): Promise<string[]> {
   const out: string[] = [];
-  for (const e of await walk(overlaysDir)) {
+  const entries = [
+    ...(await walk(overlaysDir)).map((e) => ({ ...e, path: join(overlaysDir, e.path) })),
+    ...(await walk(join(projectRoot, 'fixtures'))).map((e) => ({ ...e, path: join(projectRoot, 'fixtures', e.path) })),
+  ];
+  for (const e of entries) {
     if (e.type !== 'file') continue;
-    const path = join(overlaysDir, e.path);
+    const path = e.path;
     const head = readFileSync(path, 'utf8').slice(0, 64);
-    if (head.startsWith('#!/bin/sh') || /\.sh$|\/etc\/default\//.test(e.path)) out.push(path);
+    if (head.startsWith('#!/bin/sh') || /\.sh$|\/etc\/default\//.test(path)) out.push(path);
   }
   return out;
 }
@@ -36,8 +40,8 @@ test('scripts that run as commands start with set -eu', async () => {
   for (const script of await imageScripts()) {
     const text = readFileSync(script, 'utf8');
     if (!text.startsWith('#!/bin/sh')) continue;
-    // minirt's init must never exit (it is PID 1): it uses set -u and handles each failure.
-    const wanted = script.endsWith('minirt/init') ? /^set -u$/m : /^set -eu$/m;
+    // An initramfs init must never exit (it is PID 1): it uses set -u and handles each failure.
+    const wanted = /\/init$/.test(script) ? /^set -u$/m : /^set -eu$/m;
     assert.match(text, wanted, script);
   }
 });
