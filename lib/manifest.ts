@@ -29,7 +29,7 @@ export async function buildManifest(records: Map<string, StageRecord>, site: Sit
     epoch: (records.get('pack') ?? records.get('remaster'))!.epoch,
     base: {
       source: base.source, layout: base.layout, kernelVersion: base.kernelVersion,
-      ...(base.rootMd5 ? { rootMd5: base.rootMd5 } : {}), packages: base.packages,
+      ...(base.rootMd5 ? { rootMd5: base.rootMd5 } : {}), packages: kernel.packages ?? base.packages,
       ...(base.remaster ? { images: base.remaster.images.map((i) => `${i.path} (${i.format})`), menus: base.remaster.menus } : {}),
     },
     kernel: { version: kernel.kernelVersion, from: site.kernel ? `site package ${site.kernel}` : 'base' },

@@ -108,7 +108,7 @@ function mirrors(mirror: string, suite: string): string[] {
 }
 
 /** Parses dpkg's status file into "name version" lines for the manifest. */
-function installedPackages(status: string): string[] {
+export function installedPackages(status: string): string[] {
   return status.split('\n\n').flatMap((stanza) => {
     const name = /^Package: (.+)$/m.exec(stanza)?.[1];
     const version = /^Version: (.+)$/m.exec(stanza)?.[1];

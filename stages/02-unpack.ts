@@ -10,7 +10,7 @@ import { isStaticElf } from '../iso/elf.ts';
 import { extractDeb } from '../iso/deb.ts';
 import { run } from '../lib/exec.ts';
 import { UserError } from '../lib/errors.ts';
-import type { BaseInfo } from './01-base.ts';
+import { installedPackages, type BaseInfo } from './01-base.ts';
 
 export interface UnpackInfo {
   /** The kernel the CD boots: the base's, or the site's replacement package's. */
@@ -23,6 +23,8 @@ export interface UnpackInfo {
   imageModulesDir: string;
   /** The base's own kernel version; differs from kernelVersion when the site replaces the kernel. */
   baseKernelVersion: string;
+  /** A user's base's installed packages ("name version"), read from its dpkg status. */
+  packages?: string[];
   /** A static busybox for minirt, taken from the base. */
   busybox: string;
 }
@@ -71,9 +73,10 @@ export const unpack: Stage<BuildOptions> = {
     // Merged-/usr systems keep these under usr/, older ones at the top; unsquashfs skips the absent.
     const modules = [`usr/lib/modules/${kver}`, `lib/modules/${kver}`];
     const busyboxes = ['usr/bin/busybox', 'bin/busybox'];
+    const status = 'var/lib/dpkg/status';
     const image = { ...info.rootImage, file: resolve(baseDir, info.rootImage.file) };
     const what = info.remaster ? `--base ${info.remaster.iso}: ${info.remaster.images[0].path}` : `base: ${info.root}`;
-    await extractRoot(image, root, [...modules, ...busyboxes]).catch((error) => {
+    await extractRoot(image, root, [...modules, ...busyboxes, ...(info.remaster ? [status] : [])]).catch((error) => {
       throw new UserError(`${what}: cannot read its ${image.format} root: ${String(error?.stderr ?? error?.message).trim().split('\n').filter(Boolean).pop()}`);
     });
     const modulesDir = modules.find((p) => existsSync(join(root, p, 'modules.dep')));
@@ -92,6 +95,10 @@ export const unpack: Stage<BuildOptions> = {
       result = { ...result, kernelVersion: swap.kver, kernel: swap.kernel, modulesDir: swap.modulesDir };
     } else {
       await linkOrCopy(join(baseDir, info.kernel), join(ctx.out, 'linux'));
+    }
+    // A user's base: its package list for the manifest (the default base's is in base.json).
+    if (info.remaster && existsSync(join(root, status))) {
+      result.packages = installedPackages(await readFile(join(root, status), 'utf8'));
     }
     // The base's paths, so the manifest can tell a file the layers add from one they replace.
     await writeFile(join(ctx.out, 'base-files.txt'), `${(await listRoot(image)).join('\n')}\n`);

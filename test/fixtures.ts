@@ -40,5 +40,9 @@ export async function fixtureIso(name: 'knoppix' | 'debian-live', args: string[]
   await mkdir(fixturesDir, { recursive: true });
   console.error(`fixture: building ${iso} (once; kept in ${fixturesDir})`);
   execFileSync(process.execPath, ['--import', 'tsx', join(dir, 'make.ts'), iso, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // Older versions of this fixture (made by an earlier script) are of no more use.
+  for (const f of await readdir(fixturesDir)) {
+    if (f.startsWith(`${label}-`) && f.endsWith('.iso') && join(fixturesDir, f) !== iso) await rm(join(fixturesDir, f), { force: true });
+  }
   return iso;
 }
