@@ -1,5 +1,6 @@
-import { constants } from 'node:fs';
-import { access, open, stat } from 'node:fs/promises';
+import { access, open, stat, writeFile } from 'node:fs/promises';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { UserError } from '../lib/errors.ts';
 import { output } from '../lib/exec.ts';
 import { isIso9660 } from './xorriso.ts';
@@ -94,6 +95,12 @@ export async function readExtent(iso: string, e: IsoExtent): Promise<Buffer> {
   } finally {
     await fh.close();
   }
+}
+
+/** Copies a file out of the ISO by streaming its extent (images can be gigabytes). */
+export async function copyExtent(iso: string, e: IsoExtent, dest: string): Promise<void> {
+  if (e.size === 0) return writeFile(dest, '');
+  await pipeline(createReadStream(iso, { start: e.offset, end: e.offset + e.size - 1 }), createWriteStream(dest));
 }
 
 /** The volume id of an ISO's primary volume descriptor. */

@@ -1,5 +1,11 @@
+import { execa } from 'execa';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { run, output } from '../lib/exec.ts';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { UserError } from '../lib/errors.ts';
+import { run, output, stopAll } from '../lib/exec.ts';
 
 export interface HybridIso {
   /** Folder laid out as the ISO's tree. */
@@ -97,14 +103,24 @@ export async function bootSetupCommands(iso: string): Promise<string[]> {
  * base's file data and recreating its boot setup: El Torito entries, MBR/GPT, appended EFI
  * partition. Nothing of the base is unpacked or recompressed.
  */
-export async function rewriteIso(o: { base: string; out: string; epoch: number; files: { source: string; path: string }[]; remove?: string[] }): Promise<void> {
+export async function rewriteIso(o: { base: string; out: string; epoch: number; files: { source: string; path: string }[]; remove?: string[] }): Promise<string> {
   const boot = await bootSetupCommands(o.base);
-  await run('xorriso', [
-    ...tolerant, '-indev', o.base, '-outdev', o.out, ...boot,
+  // xorriso streams the ISO to us; we write it and take its sha256 on the way, so hashing a
+  // gigabyte image costs no time of its own.
+  const hash = createHash('sha256');
+  const child = execa('xorriso', [
+    ...tolerant, '-indev', o.base, '-outdev', 'stdio:/dev/fd/1', ...boot,
     ...(o.remove?.length ? ['-rm', ...o.remove.map((p) => `/${p}`), '--'] : []),
     ...o.files.flatMap((f) => ['-map', f.source, `/${f.path}`]),
     '-commit',
-  ], { env: { SOURCE_DATE_EPOCH: String(o.epoch) } });
+  ], { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false }, cancelSignal: stopAll.signal, env: { SOURCE_DATE_EPOCH: String(o.epoch) } });
+  const tap = new Transform({ transform(chunk, _encoding, done) { hash.update(chunk); done(null, chunk); } });
+  try {
+    await Promise.all([pipeline(child.stdout!, tap, createWriteStream(o.out)), child]);
+  } catch (error: any) {
+    if (stopAll.signal.aborted) throw new UserError('interrupted');
+    throw new Error(`xorriso failed (exit ${error?.exitCode}): rewriting ${o.base}\n${String(error?.stderr ?? error?.message).trim().split('\n').slice(-12).join('\n')}`);
+  }
   // The tolerance above must not hide a lost boot entry: compare what the result can boot.
   const want = (await elToritoEntries(o.base)).map((e) => e.platform).join(' ');
   const have = (await elToritoEntries(o.out)).map((e) => e.platform).join(' ');
@@ -115,4 +131,5 @@ export async function rewriteIso(o: { base: string; out: string; epoch: number; 
   };
   const [wantTables, haveTables] = [await tables(o.base), await tables(o.out)];
   if (wantTables !== haveTables) throw new Error(`xorriso: the rewritten ISO's partition tables (${haveTables}) differ from the base's (${wantTables})`);
+  return hash.digest('hex');
 }

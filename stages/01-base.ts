@@ -7,7 +7,7 @@ import { fileDigest } from '../lib/hash.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage } from '../lib/runner.ts';
 import { makeSquashfs } from '../iso/squashfs.ts';
-import { imageFormat, isoExtents, readBaseIso, readExtent, type BaseIso } from '../iso/layout.ts';
+import { copyExtent, imageFormat, isoExtents, readBaseIso, readExtent, type BaseIso } from '../iso/layout.ts';
 import { bzImageRelease } from '../iso/kernel.ts';
 import { extractCloop } from '../iso/cloop.ts';
 import { UserError } from '../lib/errors.ts';
@@ -61,7 +61,7 @@ async function remasterBase(iso: string, out: string, log: (m: string) => void):
   else if (lowest.format === 'cloop') {
     log(`cloop ${lowest.path}: unpacking the root once to read its kernel modules`);
     const cloop = join(out, 'root.cloop');
-    await writeFile(cloop, await readExtent(iso, lowest));
+    await copyExtent(iso, lowest, cloop);
     await extractCloop(cloop, join(out, 'root.img'), `--base ${iso}: ${lowest.path}`);
     await rm(cloop);
     const inner = await imageFormat(join(out, 'root.img'));

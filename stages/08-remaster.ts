@@ -2,11 +2,11 @@ import { mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../lib/errors.ts';
-import { fileDigest, walk } from '../lib/hash.ts';
+import { walk } from '../lib/hash.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage, StageContext } from '../lib/runner.ts';
 import { extractCloop, makeCloop } from '../iso/cloop.ts';
-import { imageFormat, isoExtents, readExtent, type BaseIso, type IsoExtent } from '../iso/layout.ts';
+import { copyExtent, imageFormat, isoExtents, readExtent, type BaseIso, type IsoExtent } from '../iso/layout.ts';
 import { addKernelArgs, ensureTimeout, isTopMenu, menuFormat } from '../iso/menus.ts';
 import { mergeLayer } from '../iso/overlay.ts';
 import { extractRoot, type RootImage } from '../iso/rootfs.ts';
@@ -71,7 +71,7 @@ export function layerNames(base: { layout: BaseIso['layout']; images: { path: st
 async function readable(base: Base, image: IsoExtent & { format: string }, work: string): Promise<RootImage> {
   if (image.format === 'squashfs') return { file: base.iso, offset: image.offset, format: 'squashfs' };
   const cloop = join(work, 'image.cloop');
-  await writeFile(cloop, await readExtent(base.iso, image));
+  await copyExtent(base.iso, image, cloop);
   const inner = join(work, `${image.path.replace(/\W/g, '_')}.img`);
   await extractCloop(cloop, inner, `--base ${base.iso}: ${image.path}`);
   await rm(cloop);
@@ -176,8 +176,8 @@ export const remaster = {
     for (const f of files) await utimes(f.source, ctx.epoch, ctx.epoch);
     ctx.log(`${ctx.options.pack} mode: ${files.map((f) => f.path).join(', ')}${images.remove.length ? `; out: ${images.remove.join(', ')}` : ''}`);
     const iso = join(ctx.out, isoName);
-    await rewriteIso({ base: base.iso, out: iso, epoch: ctx.epoch, files, remove: images.remove });
+    const sha256 = await rewriteIso({ base: base.iso, out: iso, epoch: ctx.epoch, files, remove: images.remove });
     await rm(work, { recursive: true, force: true });
-    await writeFile(join(ctx.out, 'iso.json'), `${JSON.stringify({ file: isoName, sha256: await fileDigest(iso) })}\n`);
+    await writeFile(join(ctx.out, 'iso.json'), `${JSON.stringify({ file: isoName, sha256 })}\n`);
   },
 } satisfies Stage<BuildOptions>;
