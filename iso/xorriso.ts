@@ -114,9 +114,9 @@ export async function rewriteIso(o: { base: string; out: string; epoch: number; 
     ...o.files.flatMap((f) => ['-map', f.source, `/${f.path}`]),
     '-commit',
   ], { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false }, cancelSignal: stopAll.signal, env: { SOURCE_DATE_EPOCH: String(o.epoch) } });
-  const tap = new Transform({ transform(chunk, _encoding, done) { hash.update(chunk); done(null, chunk); } });
+  const tap = new Transform({ highWaterMark: 8 << 20, transform(chunk, _encoding, done) { hash.update(chunk); done(null, chunk); } });
   try {
-    await Promise.all([pipeline(child.stdout!, tap, createWriteStream(o.out)), child]);
+    await Promise.all([pipeline(child.stdout!, tap, createWriteStream(o.out, { highWaterMark: 8 << 20 })), child]);
   } catch (error: any) {
     if (stopAll.signal.aborted) throw new UserError('interrupted');
     throw new Error(`xorriso failed (exit ${error?.exitCode}): rewriting ${o.base}\n${String(error?.stderr ?? error?.message).trim().split('\n').slice(-12).join('\n')}`);
