@@ -96,7 +96,10 @@ async function flattenImages(ctx: StageContext<BuildOptions>, base: Base, work: 
     await extractRoot(fs, dir).catch((error) => {
       throw new UserError(`--base ${base.iso}: ${image.path}: cannot unpack its ${fs.format} root: ${String(error?.stderr ?? error?.message).trim().split('\n').filter(Boolean).pop()}`);
     });
-    if (i > 0) await mergeLayer(root, dir);
+    if (i > 0) {
+      await mergeLayer(root, dir);
+      await rm(dir, { recursive: true, force: true }); // the next image must not meet this one's files
+    }
     if (fs.file !== base.iso) await rm(fs.file, { force: true });
   }
   for (const stage of ['inject', 'site']) {
