@@ -8,13 +8,16 @@ import { fileURLToPath } from 'node:url';
 
 const root = dirname(fileURLToPath(import.meta.url));
 
-// Debian packages per command. Keep in step with README "Requirements".
+// Debian packages per command: what its tools come from (lib/exec.ts packageOf names the same).
 const buildPackages = [
   'mmdebstrap', 'squashfs-tools', 'xorriso', 'isolinux', 'syslinux-common',
   'grub-efi-amd64-bin', 'grub-common', 'mtools', 'dosfstools', 'kmod', 'cpio', 'eatmydata', 'cloop-utils',
+  'make', 'gcc', 'binutils', // the modules stage builds ssi_compat (headers come on demand: lib/hostpkg.ts)
 ];
 const bootPackages = ['qemu-system-x86', 'qemu-utils', 'ovmf', 'ipxe-qemu', 'vde2'];
-const testPackages = [...buildPackages, ...bootPackages, 'shellcheck', 'busybox-static', 'cloop-src', 'patch'];
+const testPackages = [...buildPackages, ...bootPackages, 'shellcheck', 'busybox-static',
+  'cloop-src', 'patch', 'live-build', // test fixtures (fixtures/)
+];
 const packagesFor = { build: buildPackages, boot: bootPackages, test: testPackages, all: testPackages };
 
 function run(cmd, args, opts = {}) {
