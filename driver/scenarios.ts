@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isoExtents, readBaseIso, readExtent } from '../iso/layout.ts';
+import { readBaseIso, readIsoFile } from '../iso/layout.ts';
 import { chooseAccel, type AccelChoice } from './accel.ts';
 import { Cluster } from './cluster.ts';
 import { Machine, type Firmware } from './machine.ts';
@@ -14,7 +14,7 @@ export interface BootReport { firmware: Firmware; accel: string; medium: 'cd' | 
 export async function kernelOf(iso: string, dir: string): Promise<string> {
   const kernel = join(dir, 'linux');
   const { kernel: path } = await readBaseIso(iso);
-  await writeFile(kernel, await readExtent(iso, (await isoExtents(iso, path)).find((e) => e.path === path)!));
+  await writeFile(kernel, (await readIsoFile(iso, path))!);
   return kernel;
 }
 

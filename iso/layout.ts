@@ -97,6 +97,12 @@ export async function readExtent(iso: string, e: IsoExtent): Promise<Buffer> {
   }
 }
 
+/** One file of the ISO, read in place; undefined when the ISO has no such file. */
+export async function readIsoFile(iso: string, path: string, extents?: IsoExtent[]): Promise<Buffer | undefined> {
+  const e = (extents ?? (await isoExtents(iso, path))).find((x) => x.path === path);
+  return e && readExtent(iso, e);
+}
+
 /** Copies a file out of the ISO by streaming its extent (images can be gigabytes). */
 export async function copyExtent(iso: string, e: IsoExtent, dest: string): Promise<void> {
   if (e.size === 0) return writeFile(dest, '');
@@ -176,7 +182,7 @@ export async function readBaseIso(iso: string): Promise<BaseIso> {
   const menus = files.filter((f) => /(^|\/)(isolinux|syslinux|live|menu|txt|stdmenu)\.cfg$/i.test(f) && /(isolinux|syslinux)\//i.test(f) || /(^|\/)grub\/.*\.cfg$/.test(f)).sort();
   let entry;
   for (const m of menus) {
-    entry = firstBootEntry((await readExtent(iso, extents.find((e) => e.path === m)!)).toString('utf8'), m);
+    entry = firstBootEntry((await readIsoFile(iso, m, extents))!.toString('utf8'), m);
     if (entry && files.includes(entry.kernel)) break;
     entry = undefined;
   }

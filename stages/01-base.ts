@@ -7,7 +7,7 @@ import { fileDigest } from '../lib/hash.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage } from '../lib/runner.ts';
 import { makeSquashfs } from '../iso/squashfs.ts';
-import { copyExtent, imageFormat, isoExtents, readBaseIso, readExtent, type BaseIso } from '../iso/layout.ts';
+import { copyExtent, imageFormat, readBaseIso, readIsoFile, type BaseIso } from '../iso/layout.ts';
 import { bzImageRelease } from '../iso/kernel.ts';
 import { extractCloop } from '../iso/cloop.ts';
 import { UserError } from '../lib/errors.ts';
@@ -51,8 +51,7 @@ export interface BaseInfo {
  */
 async function remasterBase(iso: string, out: string, log: (m: string) => void): Promise<BaseInfo> {
   const found = await readBaseIso(iso);
-  const kernelExtent = (await isoExtents(iso, found.kernel)).find((e) => e.path === found.kernel)!;
-  await writeFile(join(out, 'linux'), await readExtent(iso, kernelExtent));
+  await writeFile(join(out, 'linux'), (await readIsoFile(iso, found.kernel))!);
   const kver = await bzImageRelease(join(out, 'linux'));
   if (!kver) throw new UserError(`--base ${iso}: ${found.kernel} is not an x86 Linux kernel image`);
   const lowest = found.images[0];

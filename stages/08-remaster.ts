@@ -6,7 +6,7 @@ import { walk } from '../lib/hash.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage, StageContext } from '../lib/runner.ts';
 import { extractCloop, makeCloop } from '../iso/cloop.ts';
-import { copyExtent, imageFormat, isoExtents, readExtent, type BaseIso, type IsoExtent } from '../iso/layout.ts';
+import { copyExtent, imageFormat, isoExtents, readIsoFile, type BaseIso, type IsoExtent } from '../iso/layout.ts';
 import { addKernelArgs, ensureTimeout, isTopMenu, menuFormat } from '../iso/menus.ts';
 import { mergeLayer } from '../iso/overlay.ts';
 import { extractRoot, type RootImage } from '../iso/rootfs.ts';
@@ -40,9 +40,9 @@ async function layerImages(ctx: StageContext<BuildOptions>, base: Base, work: st
   }
   if (base.layout === 'debian-live') {
     // live-boot mounts only the images filesystem.module names, when there is one.
-    const module = (await isoExtents(base.iso, 'live')).find((e) => e.path === 'live/filesystem.module');
+    const module = await readIsoFile(base.iso, 'live/filesystem.module');
     if (module) {
-      const text = (await readExtent(base.iso, module)).toString('utf8').replace(/\n*$/, '\n');
+      const text = module.toString('utf8').replace(/\n*$/, '\n');
       await writeFile(join(work, 'filesystem.module'), `${text}${names.map((n) => n.slice('live/'.length)).join('\n')}\n`);
       files.push({ source: join(work, 'filesystem.module'), path: 'live/filesystem.module' });
     }
@@ -135,9 +135,9 @@ async function flattenImages(ctx: StageContext<BuildOptions>, base: Base, work: 
 async function menus(ctx: StageContext<BuildOptions>, base: Base, work: string): Promise<IsoFile[]> {
   const args = kernelArgs(ctx.options.site.boot.kernelArgs).split(' ');
   const files: IsoFile[] = [];
+  const extents = await isoExtents(base.iso, ''); // one look at the ISO for all its menus
   for (const menu of base.menus) {
-    const extent = (await isoExtents(base.iso, menu)).find((e) => e.path === menu)!;
-    const text = (await readExtent(base.iso, extent)).toString('utf8');
+    const text = (await readIsoFile(base.iso, menu, extents))!.toString('utf8');
     let patched = addKernelArgs(text, menuFormat(menu), args);
     if (isTopMenu(menu)) patched = ensureTimeout(patched, menuFormat(menu), ctx.options.site.boot.timeout);
     if (patched === text) continue;
