@@ -99,7 +99,8 @@ export async function readExtent(iso: string, e: IsoExtent): Promise<Buffer> {
 
 /** One file of the ISO, read in place; undefined when the ISO has no such file. */
 export async function readIsoFile(iso: string, path: string, extents?: IsoExtent[]): Promise<Buffer | undefined> {
-  const e = (extents ?? (await isoExtents(iso, path))).find((x) => x.path === path);
+  // Looked up in its folder: xorriso fails on a path that is not there.
+  const e = (extents ?? (await isoExtents(iso, path.split('/').slice(0, -1).join('/')))).find((x) => x.path === path);
   return e && readExtent(iso, e);
 }
 
