@@ -1,11 +1,7 @@
-import { execa } from 'execa';
-import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { UserError } from '../lib/errors.ts';
-import { run, output, stopAll } from '../lib/exec.ts';
+import { run, output } from '../lib/exec.ts';
+import { captureHashed } from '../lib/fifo.ts';
 
 export interface HybridIso {
   /** Folder laid out as the ISO's tree. */
@@ -105,21 +101,19 @@ export async function bootSetupCommands(iso: string): Promise<string[]> {
  */
 export async function rewriteIso(o: { base: string; out: string; epoch: number; files: { source: string; path: string }[]; remove?: string[] }): Promise<string> {
   const boot = await bootSetupCommands(o.base);
-  // xorriso streams the ISO to us; we write it and take its sha256 on the way, so hashing a
-  // gigabyte image costs no time of its own.
-  const hash = createHash('sha256');
-  const child = execa('xorriso', [
-    ...tolerant, '-indev', o.base, '-outdev', 'stdio:/dev/fd/1', ...boot,
-    ...(o.remove?.length ? ['-rm', ...o.remove.map((p) => `/${p}`), '--'] : []),
-    ...o.files.flatMap((f) => ['-map', f.source, `/${f.path}`]),
-    '-commit',
-  ], { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false }, cancelSignal: stopAll.signal, env: { SOURCE_DATE_EPOCH: String(o.epoch) } });
-  const tap = new Transform({ highWaterMark: 8 << 20, transform(chunk, _encoding, done) { hash.update(chunk); done(null, chunk); } });
+  // xorriso streams the ISO to us through a FIFO, in order (written to a file it would put the
+  // first 64 KiB last); we write it and take its sha256 on the way, in parallel with xorriso.
+  let sha256: string;
   try {
-    await Promise.all([pipeline(child.stdout!, tap, createWriteStream(o.out, { highWaterMark: 8 << 20 })), child]);
+    sha256 = await captureHashed(o.out, (fifo) => run('xorriso', [
+      ...tolerant, '-indev', o.base, '-outdev', `stdio:${fifo}`, ...boot,
+      ...(o.remove?.length ? ['-rm', ...o.remove.map((p) => `/${p}`), '--'] : []),
+      ...o.files.flatMap((f) => ['-map', f.source, `/${f.path}`]),
+      '-commit',
+    ], { env: { SOURCE_DATE_EPOCH: String(o.epoch) } }));
   } catch (error: any) {
-    if (stopAll.signal.aborted) throw new UserError('interrupted');
-    throw new Error(`xorriso failed (exit ${error?.exitCode}): rewriting ${o.base}\n${String(error?.stderr ?? error?.message).trim().split('\n').slice(-12).join('\n')}`);
+    if (error instanceof UserError) throw error;
+    throw new Error(`rewriting ${o.base}: ${error?.message}`);
   }
   // The tolerance above must not hide a lost boot entry: compare what the result can boot.
   const want = (await elToritoEntries(o.base)).map((e) => e.platform).join(' ');
@@ -131,5 +125,5 @@ export async function rewriteIso(o: { base: string; out: string; epoch: number; 
   };
   const [wantTables, haveTables] = [await tables(o.base), await tables(o.out)];
   if (wantTables !== haveTables) throw new Error(`xorriso: the rewritten ISO's partition tables (${haveTables}) differ from the base's (${wantTables})`);
-  return hash.digest('hex');
+  return sha256;
 }

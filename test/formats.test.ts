@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -10,6 +11,9 @@ import { isStaticElf } from '../iso/elf.ts';
 import { moduleClosure, moduleName, readModuleIndex } from '../iso/modules.ts';
 import { makeSquashfs, squashfsCompressor, listSquashfs } from '../iso/squashfs.ts';
 import { isIso9660 } from '../iso/xorriso.ts';
+import { captureHashed } from '../lib/fifo.ts';
+import { run } from '../lib/exec.ts';
+import { fileDigest } from '../lib/hash.ts';
 
 async function sampleTree() {
   const dir = await mkdtemp(join(tmpdir(), 'fmt-'));
@@ -76,6 +80,23 @@ test('squashfs: reproducible image, compressor read from the superblock', async 
   assert.is(await squashfsCompressor(join(dir, 'odd')), undefined);
   assert.equal(await listSquashfs(join(dir, 'a.sq')), ['hello', 'sh']);
   assert.not.ok(await isIso9660(join(dir, 'a.sq')));
+});
+
+
+test('fifo: a stream captured to a file with its sha256; a failing producer leaves no file and no wait', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'fifo-'));
+  const out = join(dir, 'out.bin');
+  // 5 MiB + 1 byte: several ring slots and a short last chunk.
+  const sha = await captureHashed(out, (fifo) => run('sh', ['-c', 'head -c 5242881 /dev/urandom > "$1"', 'sh', fifo]));
+  assert.is((await stat(out)).size, 5 * 2 ** 20 + 1);
+  assert.is(sha, await fileDigest(out));
+  // Fails before opening the FIFO: the reader must not wait in open() for ever.
+  await captureHashed(out, () => run('false', [])).then(() => assert.unreachable('no error'), () => {});
+  assert.not.ok(existsSync(out), 'no partial output');
+  // Fails after writing part of the stream.
+  await captureHashed(out, (fifo) => run('sh', ['-c', 'head -c 3000000 /dev/zero > "$1"; exit 3', 'sh', fifo])).then(() => assert.unreachable('no error'), () => {});
+  assert.not.ok(existsSync(out), 'no partial output');
+  assert.equal((await readdir(dir)).length, 0, 'the FIFO folder is gone');
 });
 
 test.run();
