@@ -73,6 +73,13 @@ export async function writeCpioGz(entries: CpioEntry[], file: string, epoch: num
   await pipeline(Readable.from(newc(entries, epoch)), createGzip({ level: 9 }), createWriteStream(file));
 }
 
+/** An uncompressed newc archive of the entries, in memory (for appending to an initrd). */
+export async function newcArchive(entries: CpioEntry[], epoch: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of newc(entries, epoch)) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
 /** Reads a newc archive (uncompressed) back into names and sizes; used by tests and inspect. */
 export function listNewc(buf: Buffer): { path: string; mode: number; size: number; data: Buffer }[] {
   const out = [];

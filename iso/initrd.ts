@@ -1,3 +1,6 @@
+import { run } from '../lib/exec.ts';
+import { listNewc } from './cpio.ts';
+
 /** Compression of a stream, from its magic bytes. */
 export function compressionOf(head: Buffer): string {
   if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
@@ -39,4 +42,92 @@ export function initrdParts(buf: Buffer): InitrdPart[] {
   }
   if (off < buf.length) parts.push({ offset: off, kind: 'compressed', compression: compressionOf(buf.subarray(off, off + 8)) });
   return parts;
+}
+
+/** Each compression the kernel unpacks an initramfs from: the tool, and its flags to compress. */
+const tools: Record<string, { tool: string; compress: string[] }> = {
+  gzip: { tool: 'gzip', compress: ['-9', '-n'] },
+  // The kernel's xz decoder knows CRC32 only.
+  xz: { tool: 'xz', compress: ['--check=crc32', '-9'] },
+  zstd: { tool: 'zstd', compress: ['-19', '-q'] },
+  // The kernel reads lz4's legacy frame format only.
+  lz4: { tool: 'lz4', compress: ['-l', '-9', '-q'] },
+  lzma: { tool: 'lzma', compress: ['-9'] },
+  bzip2: { tool: 'bzip2', compress: ['-9'] },
+};
+
+function toolFor(compression: string) {
+  const t = tools[compression];
+  if (!t) throw new Error(`initrd: cannot handle ${compression} compression`);
+  return t;
+}
+
+/** One compressed stream unpacked (stdin to stdout of the compression's own tool). */
+export async function decompress(buf: Buffer, compression: string): Promise<Buffer> {
+  if (compression === 'none') return buf;
+  const r = await run(toolFor(compression).tool, ['-dc'], { stdin: buf, encoding: 'buffer', stripFinalNewline: false, maxBuffer: 1 << 30 });
+  return Buffer.from(r.stdout as unknown as Uint8Array);
+}
+
+/** Bytes compressed the way the kernel reads them; the same bytes always give the same output. */
+export async function compress(buf: Buffer, compression: string): Promise<Buffer> {
+  if (compression === 'none') return buf;
+  const t = toolFor(compression);
+  const r = await run(t.tool, [...t.compress, '-c'], { stdin: buf, encoding: 'buffer', stripFinalNewline: false, maxBuffer: 1 << 30 });
+  return Buffer.from(r.stdout as unknown as Uint8Array);
+}
+
+/** Every member of an initrd, all its parts unpacked in the kernel's order (later ones win). */
+export async function initrdMembers(buf: Buffer): Promise<Map<string, ReturnType<typeof listNewc>[number]>> {
+  const members = new Map<string, ReturnType<typeof listNewc>[number]>();
+  const parts = initrdParts(buf);
+  for (const [i, part] of parts.entries()) {
+    const end = parts[i + 1]?.offset ?? buf.length;
+    const raw = part.kind === 'cpio' ? buf.subarray(part.offset, end) : await decompress(buf.subarray(part.offset, end), part.compression);
+    for (const m of listNewcAll(raw)) members.set(m.path.replace(/^\.?\/+/, ''), m);
+  }
+  return members;
+}
+
+/** Members of one or more newc archives laid end to end (an unpacked part may hold several). */
+function listNewcAll(raw: Buffer) {
+  const out: ReturnType<typeof listNewc> = [];
+  let off = 0;
+  while (off + 110 <= raw.length) {
+    if (raw[off] === 0) { off++; continue; } // padding between archives
+    const members = listNewc(raw.subarray(off));
+    out.push(...members);
+    off += newcLength(raw.subarray(off));
+  }
+  return out;
+}
+
+/** Length of the first newc archive in buf, through its trailer and padding. */
+function newcLength(buf: Buffer): number {
+  let off = 0;
+  for (;;) {
+    const field = (i: number) => parseInt(buf.toString('latin1', off + 6 + i * 8, off + 14 + i * 8), 16);
+    const size = field(6);
+    const nameSize = field(11);
+    const name = buf.toString('latin1', off + 110, off + 110 + nameSize - 1);
+    off += 110 + nameSize;
+    off += (4 - (off % 4)) % 4;
+    off += size;
+    off += (4 - (off % 4)) % 4;
+    if (name === 'TRAILER!!!' || off >= buf.length) return off;
+  }
+}
+
+/**
+ * An initrd with one more archive after it, compressed like the initrd's main part. Everything
+ * before stays byte for byte (an early-microcode cpio in front included); the kernel unpacks the
+ * new archive last, so its members replace those of the same name.
+ */
+export async function appendToInitrd(initrd: Buffer, archive: Buffer): Promise<Buffer> {
+  const parts = initrdParts(initrd);
+  const main = parts[parts.length - 1];
+  const compression = main?.kind === 'compressed' ? main.compression : 'none';
+  // An uncompressed archive must start 4-byte aligned; the kernel skips zeros before it.
+  const padding = Buffer.alloc(compression === 'none' ? (4 - (initrd.length % 4)) % 4 : 0);
+  return Buffer.concat([initrd, padding, await compress(archive, compression)]);
 }

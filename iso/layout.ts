@@ -166,6 +166,23 @@ export function firstBootEntry(text: string, menuPath: string): { kernel: string
   return { kernel: resolve(kernel[1]), initrd: initrd.map(resolve) };
 }
 
+/**
+ * The initrds each boot entry of a menu loads, as ISO paths: isolinux `APPEND ... initrd=a,b` or
+ * `INITRD a`, GRUB `initrd a b` (commented lines skipped).
+ */
+export function menuInitrds(text: string, menuPath: string): string[][] {
+  const dir = menuPath.split('/').slice(0, -1).join('/');
+  const resolve = (p: string) => (p.startsWith('/') ? p.slice(1) : `${dir}/${p}`).replace(/\/\.\//g, '/');
+  const entries: string[][] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line.startsWith('#')) continue;
+    const m = /^initrd(?:efi)?\s+(.+)$/i.exec(line) ?? /(?:^|\s)initrd=(\S+)/i.exec(line);
+    if (m) entries.push(m[1].trim().split(/[\s,]+/).map(resolve));
+  }
+  return entries;
+}
+
 /** Reads a checked base ISO's layout, images and boot setup. */
 export async function readBaseIso(iso: string): Promise<BaseIso> {
   await describeBaseIso(iso);

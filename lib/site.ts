@@ -15,6 +15,8 @@ export interface SiteConfig {
   cdsl: string[];
   /** A replacement kernel package (.deb) relative to the site folder; '' keeps the base's kernel. */
   kernel: string;
+  /** Modules (names) loaded from the CD's initrd, before its init mounts the root. */
+  initrdModules: string[];
 }
 
 type Rule =
@@ -49,6 +51,7 @@ export const siteSchema: Rule = {
     },
     modules: { kind: 'strings', pattern: /^(?!\/)(?!.*(^|\/)\.\.(\/|$))[ -~]{1,255}$/, why: 'paths inside the site folder (relative, no ..)', default: [] },
     kernel: { kind: 'string', pattern: /^$|^(?!\/)(?!.*(^|\/)\.\.(\/|$))[ -~]{1,251}\.deb$/, why: 'a .deb file inside the site folder (relative path, no ..)', default: '' },
+    initrdModules: { kind: 'strings', pattern: /^[A-Za-z0-9_-]{1,64}$/, why: 'kernel module names (letters, digits, _ and -)', default: [] },
     cdsl: { kind: 'strings', pattern: /^\/(?!.*(^|\/)\.\.?(\/|$))(?!(proc|sys|dev|cluster|run)(\/|$))[A-Za-z0-9._+\/-]{1,200}$/, why: 'absolute paths outside /proc, /sys, /dev, /run and /cluster, without . or ..', default: [] },
     iso: {
       kind: 'object',

@@ -9,6 +9,7 @@ import { makeEfiImage, makeGrubEfi } from '../iso/efi.ts';
 import { makeHybridIso } from '../iso/xorriso.ts';
 import type { BaseInfo } from './01-base.ts';
 import type { UnpackInfo } from './02-unpack.ts';
+import { initrdModulesInputs, initrdWithModules, moduleTrees } from '../lib/initrd-modules.ts';
 
 /** Boot loader files taken from the host's Debian packages (isolinux, syslinux-common). */
 export const hostBootFiles = {
@@ -24,15 +25,15 @@ export const isoName = 'knoppix-openssi.iso';
 export const pack = {
   name: 'pack',
   summary: 'the hybrid ISO (isolinux + GRUB EFI, El Torito + MBR/GPT) with xorriso',
-  after: ['base', 'unpack', 'minirt', 'inject', 'site'],
+  after: ['base', 'unpack', 'minirt', 'modules', 'inject', 'site'],
   when: (o) => !o.base,
   tools: ['xorriso', 'grub-mkimage', 'mkfs.fat', 'mcopy', 'create_compressed_fs'],
   inputs: (o) => ({
     files: [
       fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/xorriso.ts', import.meta.url)),
-      fileURLToPath(new URL('../iso/efi.ts', import.meta.url)), ...Object.values(hostBootFiles),
+      fileURLToPath(new URL('../iso/efi.ts', import.meta.url)), ...Object.values(hostBootFiles), ...initrdModulesInputs,
     ],
-    params: { volumeLabel: o.site.iso.volumeLabel },
+    params: { volumeLabel: o.site.iso.volumeLabel, initrdModules: o.site.initrdModules },
   }),
   async run(ctx) {
     const baseDir = ctx.from('base');
@@ -43,7 +44,17 @@ export const pack = {
     const isolinux = join(tree, 'boot', 'isolinux');
     const kernel: UnpackInfo = JSON.parse(await readFile(join(ctx.from('unpack'), 'unpack.json'), 'utf8'));
     await linkOrCopy(join(ctx.from('unpack'), kernel.kernel), join(isolinux, 'linux'));
-    await linkOrCopy(join(ctx.from('minirt'), 'minirt.gz'), join(isolinux, 'minirt.gz'));
+    const minirt = join(ctx.from('minirt'), 'minirt.gz');
+    if (ctx.options.site.initrdModules.length) {
+      // Netbooted nodes fetch this same file, so they load the modules too.
+      const names = ctx.options.site.initrdModules;
+      await writeFile(join(isolinux, 'minirt.gz'), await initrdWithModules({
+        initrd: await readFile(minirt), what: 'minirt.gz', names, siteFile: join(ctx.options.siteDir, 'site.json'), ...moduleTrees(ctx.from('unpack'), ctx.from('modules'), kernel), scratch: join(work, 'initrd'), epoch: ctx.epoch,
+      }));
+      ctx.log(`minirt.gz loads ${names.join(', ')} before its init`);
+    } else {
+      await linkOrCopy(minirt, join(isolinux, 'minirt.gz'));
+    }
     await copyFile(hostBootFiles.isolinux, join(isolinux, 'isolinux.bin'));
     await copyFile(hostBootFiles.ldlinux, join(isolinux, 'ldlinux.c32'));
     const md5 = new Map<string, string>([['KNOPPIX/KNOPPIX', base.rootMd5!]]);

@@ -6,7 +6,7 @@ import { walk } from '../lib/hash.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage, StageContext } from '../lib/runner.ts';
 import { extractCloop, makeCloop } from '../iso/cloop.ts';
-import { copyExtent, imageFormat, isoExtents, readIsoFile, type BaseIso, type IsoExtent } from '../iso/layout.ts';
+import { copyExtent, imageFormat, isoExtents, menuInitrds, readIsoFile, type BaseIso, type IsoExtent } from '../iso/layout.ts';
 import { addKernelArgs, ensureTimeout, isTopMenu, menuFormat } from '../iso/menus.ts';
 import { mergeLayer } from '../iso/overlay.ts';
 import { extractRoot, type RootImage } from '../iso/rootfs.ts';
@@ -14,6 +14,8 @@ import { makeSquashfs, squashfsCompressor } from '../iso/squashfs.ts';
 import { rewriteIso } from '../iso/xorriso.ts';
 import { run } from '../lib/exec.ts';
 import type { BaseInfo } from './01-base.ts';
+import type { UnpackInfo } from './02-unpack.ts';
+import { initrdModulesInputs, initrdWithModules, moduleTrees } from '../lib/initrd-modules.ts';
 import { kernelArgs } from './06-site.ts';
 import { isoName } from './07-pack.ts';
 
@@ -150,6 +152,37 @@ async function menus(ctx: StageContext<BuildOptions>, base: Base, work: string):
 }
 
 /**
+ * The base's initrds (the last one each boot entry loads, after any microcode) with the site's
+ * initrdModules added in an archive after each; what comes before stays as it is.
+ */
+async function initrdFiles(ctx: StageContext<BuildOptions>, base: Base, work: string): Promise<IsoFile[]> {
+  const extents = await isoExtents(base.iso, '');
+  const onCd = new Set(extents.map((e) => e.path));
+  const paths = new Set<string>();
+  for (const menu of base.menus) {
+    for (const entry of menuInitrds((await readIsoFile(base.iso, menu, extents))!.toString('utf8'), menu)) {
+      if (onCd.has(entry[entry.length - 1])) paths.add(entry[entry.length - 1]);
+    }
+  }
+  const siteFile = join(ctx.options.siteDir, 'site.json');
+  if (paths.size === 0) throw new UserError(`${siteFile}: initrdModules: no boot entry of --base ${base.iso} loads an initrd that is on the CD`);
+  const info: UnpackInfo = JSON.parse(await readFile(join(ctx.from('unpack'), 'unpack.json'), 'utf8'));
+  const names = ctx.options.site.initrdModules;
+  const files: IsoFile[] = [];
+  for (const [i, path] of [...paths].sort().entries()) {
+    const source = join(work, 'initrd', String(i), path.split('/').pop()!);
+    await mkdir(dirname(source), { recursive: true });
+    await writeFile(source, await initrdWithModules({
+      initrd: (await readIsoFile(base.iso, path, extents))!, what: `--base ${base.iso}: ${path}`, names, siteFile,
+      ...moduleTrees(ctx.from('unpack'), ctx.from('modules'), info), scratch: join(work, 'initrd-tree', String(i)), epoch: ctx.epoch,
+    }));
+    files.push({ source, path });
+  }
+  ctx.log(`${files.map((f) => f.path).join(', ')} load${files.length === 1 ? 's' : ''} ${names.join(', ')} before the base's init`);
+  return files;
+}
+
+/**
  * A user's live ISO remastered: our layers in (layer mode) or merged in (flatten mode), every
  * boot entry with our kernel arguments, the site's ISO files, and the ISO rewritten by xorriso
  * with the base's boot setup (El Torito, MBR/GPT, EFI partition) and untouched data reused.
@@ -157,12 +190,12 @@ async function menus(ctx: StageContext<BuildOptions>, base: Base, work: string):
 export const remaster = {
   name: 'remaster',
   summary: "the user's ISO with our layers (layer mode) or merged and recompressed (flatten mode)",
-  after: ['base', 'inject', 'site'],
+  after: ['base', 'unpack', 'modules', 'inject', 'site'],
   when: (o) => Boolean(o.base),
   tools: ['xorriso', 'create_compressed_fs', 'mksquashfs', 'unsquashfs'],
   inputs: (o) => ({
-    files: [fileURLToPath(import.meta.url), ...['xorriso', 'menus', 'cloop', 'overlay', 'rootfs'].map((f) => fileURLToPath(new URL(`../iso/${f}.ts`, import.meta.url)))],
-    params: { pack: o.pack, compressor: o.compressor ?? null, kernelArgs: o.site.boot.kernelArgs, timeout: o.site.boot.timeout },
+    files: [fileURLToPath(import.meta.url), ...['xorriso', 'menus', 'cloop', 'overlay', 'rootfs'].map((f) => fileURLToPath(new URL(`../iso/${f}.ts`, import.meta.url))), ...initrdModulesInputs],
+    params: { pack: o.pack, compressor: o.compressor ?? null, kernelArgs: o.site.boot.kernelArgs, timeout: o.site.boot.timeout, initrdModules: o.site.initrdModules },
   }),
   async run(ctx) {
     const info: BaseInfo = JSON.parse(await readFile(join(ctx.from('base'), 'base.json'), 'utf8'));
@@ -171,6 +204,7 @@ export const remaster = {
     await mkdir(work, { recursive: true });
     const images = ctx.options.pack === 'flatten' ? await flattenImages(ctx, base, work) : { files: await layerImages(ctx, base, work), remove: [] };
     const files = [...images.files, ...(await menus(ctx, base, work))];
+    if (ctx.options.site.initrdModules.length) files.push(...(await initrdFiles(ctx, base, work)));
     // The site's own ISO files go in; our boot menus do not: the base's boot setup is kept.
     const siteIso = join(ctx.from('site'), 'iso');
     for (const e of await walk(siteIso)) {

@@ -1,11 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { singleNodeBoot, type BootReport } from '../driver/scenarios.ts';
 import { trackedPids } from '../driver/processes.ts';
-import { defaultOutPath, projectRoot } from '../lib/paths.ts';
+import { defaultOutPath, defaultSiteDir, projectRoot } from '../lib/paths.ts';
+import { buildCli } from './helpers.ts';
 
 // Boots the ISO that build.test.ts made, as users will: SeaBIOS on i440fx and OVMF on q35 (AHCI),
 // from a CD and from a USB stick. TCG unless the KVM probe shows KVM works on this host.
@@ -38,6 +40,33 @@ test('OVMF, USB stick (xHCI): the same', async () => {
 
 test('SeaBIOS, USB stick: the same', async () => {
   assertReport(await singleNodeBoot(defaultOutPath, { firmware: 'bios', accel: 'auto', logDir, medium: 'usb' }));
+});
+
+test('initrdModules: minirt loads ssi_compat and virtio_net before it looks for the CD', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'early-'));
+  const site = join(dir, 'site');
+  await cp(defaultSiteDir, site, { recursive: true });
+  const siteJson = JSON.parse(readFileSync(join(defaultSiteDir, 'site.json'), 'utf8'));
+  await writeFile(join(site, 'site.json'), JSON.stringify({ ...siteJson, initrdModules: ['ssi_compat', 'virtio_net'] }));
+  const iso = join(dir, 'early.iso');
+  const r = await buildCli(['--site', site, '--out', iso]);
+  assert.is(r.code, 0, r.stderr);
+  try {
+    assertReport(await singleNodeBoot(iso, {
+      firmware: 'bios', accel: 'auto', logDir: join(logDir, 'early'),
+      also: async (vm, check) => {
+        const log = (await vm.execute('dmesg')).output.split('\n');
+        const at = (re: RegExp) => log.findIndex((l) => re.test(l));
+        const loaded = ['ssi_compat', 'net_failover', 'virtio_net'].map((m) => at(new RegExp(`openssi-initrd: loaded ${m}$`)));
+        // minirt's own first step is loading the CD drivers (sr_mod, isofs...).
+        const cdrom = at(/sr_mod|cdrom|ISO 9660 Extensions/);
+        check('modules loaded from the initrd, dependencies first, before the CD is found', loaded.every((i) => i >= 0) && loaded[1] < loaded[2] && cdrom > Math.max(...loaded),
+          log.filter((l) => /openssi-initrd|sr_mod|cdrom|ISO 9660/.test(l)).join('\n'));
+      },
+    }));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

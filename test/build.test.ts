@@ -9,6 +9,7 @@ import { fileDigest } from '../lib/hash.ts';
 import { defaultOutPath, defaultSiteDir, projectRoot } from '../lib/paths.ts';
 import { elToritoEntries } from '../iso/xorriso.ts';
 import { isoFiles } from '../iso/layout.ts';
+import { initrdMembers } from '../iso/initrd.ts';
 import { buildCli, leftovers } from './helpers.ts';
 
 const manifestOf = (iso: string) => iso.replace(/\.iso$/, '.manifest.json');
@@ -93,7 +94,7 @@ test('site settings reach the boot menus and the image', async () => {
   await cp(defaultSiteDir, site, { recursive: true });
   await writeFile(join(site, 'site.json'), JSON.stringify({
     clustername: 'lab', initNodeName: 'alpha', boot: { label: 'Lab cluster', timeout: 7, kernelArgs: ['mitigations=off'] },
-    iso: { volumeLabel: 'LAB_CLUSTER' }, cdsl: ['/etc/lab/', '/var/lib/lab.state'],
+    iso: { volumeLabel: 'LAB_CLUSTER' }, cdsl: ['/etc/lab/', '/var/lib/lab.state'], initrdModules: ['virtio_net', 'ssi_compat'],
   }));
   const out = join(dir, 'lab.iso');
   const r = await buildCli(['--site', site, '--out', out]);
@@ -116,6 +117,12 @@ test('site settings reach the boot menus and the image', async () => {
   assert.match(listing, /\/var\/lib\/lab\.state -> \/cluster\/node\{nodenum\}\/var\/lib\/lab\.state$/m);
   const pvd = execFileSync('xorriso', ['-indev', out, '-pvd_info'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   assert.match(pvd, /Volume Id\s*:\s*LAB_CLUSTER/);
+  // initrdModules: appended to minirt, dependencies first; minirt's own bytes and init kept.
+  const [plain, early] = [isoCat(defaultOutPath, 'boot/isolinux/minirt.gz', dir), isoCat(out, 'boot/isolinux/minirt.gz', dir)];
+  assert.ok(early.subarray(0, plain.length).equals(plain), "minirt's own bytes in front");
+  const members = await initrdMembers(early);
+  assert.is(members.get('openssi/modules/order')!.data.toString(), 'failover.ko\nnet_failover.ko\nvirtio_net.ko\nssi_compat.ko\n');
+  assert.ok(members.get('openssi/init.base')!.data.equals((await initrdMembers(plain)).get('init')!.data), "minirt's init kept");
 });
 
 /** Each bad input: exit 1, one line naming the thing, no ISO or temporary left, input untouched. */
@@ -157,6 +164,8 @@ test('bad input: one clear line, non-zero exit, nothing written, input untouched
   await mkdir(badSite);
   await writeFile(join(badSite, 'site.json'), JSON.stringify({ interconnect: { initNodeIp: '10.0.0.300' } }));
   await rejected(['--site', badSite], /badsite\/site\.json: interconnect\.initNodeIp: must be an IPv4 address, got "10\.0\.0\.300"/, out);
+  await writeFile(join(badSite, 'site.json'), JSON.stringify({ initrdModules: ['no_such_module'] }));
+  await rejected(['--site', badSite], /site\.json: initrdModules: no_such_module: kernel \S+ has no such module/, out);
   await rejected(['--bogus'], /Unknown option '--bogus'/, out);
   await rejected([], /missing host tools: .*mmdebstrap \(Debian package mmdebstrap\)/, out, { PATH: '/nonexistent' });
 });

@@ -6,11 +6,13 @@ import { mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { entriesFromTree, listNewc, writeCpioGz } from '../iso/cpio.ts';
+import { entriesFromTree, listNewc, newcArchive, writeCpioGz } from '../iso/cpio.ts';
+import { appendToInitrd, compress, compressionOf, initrdMembers, initrdParts } from '../iso/initrd.ts';
 import { isStaticElf } from '../iso/elf.ts';
 import { moduleClosure, moduleName, readModuleIndex } from '../iso/modules.ts';
 import { makeSquashfs, squashfsCompressor, listSquashfs } from '../iso/squashfs.ts';
 import { isIso9660 } from '../iso/xorriso.ts';
+import { menuInitrds } from '../iso/layout.ts';
 import { captureHashed } from '../lib/fifo.ts';
 import { run } from '../lib/exec.ts';
 import { fileDigest } from '../lib/hash.ts';
@@ -97,6 +99,40 @@ test('fifo: a stream captured to a file with its sha256; a failing producer leav
   await captureHashed(out, (fifo) => run('sh', ['-c', 'head -c 3000000 /dev/zero > "$1"; exit 3', 'sh', fifo])).then(() => assert.unreachable('no error'), () => {});
   assert.not.ok(existsSync(out), 'no partial output');
   assert.equal((await readdir(dir)).length, 0, 'the FIFO folder is gone');
+});
+
+test('initrd: an archive appended after the early-microcode cpio and the main part, compressed like it', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'initrd-'));
+  await mkdir(join(dir, 'ucode', 'kernel', 'x86', 'microcode'), { recursive: true });
+  await writeFile(join(dir, 'ucode', 'kernel', 'x86', 'microcode', 'AuthenticAMD.bin'), 'microcode');
+  await mkdir(join(dir, 'main', 'bin'), { recursive: true });
+  await writeFile(join(dir, 'main', 'init'), '#!/bin/sh\necho base\n', { mode: 0o755 });
+  await writeFile(join(dir, 'main', 'bin', 'x'), 'x');
+  await mkdir(join(dir, 'ours'));
+  await writeFile(join(dir, 'ours', 'init'), '#!/bin/sh\necho ours\n', { mode: 0o755 });
+  const ucode = await newcArchive(await entriesFromTree(join(dir, 'ucode')), 1);
+  for (const compression of ['gzip', 'xz', 'zstd']) {
+    const base = Buffer.concat([ucode, await compress(await newcArchive(await entriesFromTree(join(dir, 'main')), 1), compression)]);
+    const out = await appendToInitrd(base, await newcArchive(await entriesFromTree(join(dir, 'ours')), 1));
+    assert.ok(out.subarray(0, base.length).equals(base), `${compression}: the initrd's own bytes kept`);
+    assert.is(compressionOf(out.subarray(base.length)), compression, `${compression}: ours compressed like the main part`);
+    if (compression === 'xz') assert.is(out[base.length + 7], 0x01, 'xz with CRC32, the one check the kernel knows');
+    const members = await initrdMembers(out);
+    assert.is(members.get('init')!.data.toString(), '#!/bin/sh\necho ours\n', `${compression}: ours unpacked last`);
+    assert.is(members.get('bin/x')!.data.toString(), 'x');
+    assert.is(members.get('kernel/x86/microcode/AuthenticAMD.bin')!.data.toString(), 'microcode');
+    assert.is(initrdParts(out)[0].files!.join(' '), 'kernel kernel/x86 kernel/x86/microcode kernel/x86/microcode/AuthenticAMD.bin');
+  }
+  // No compressed part: ours goes uncompressed, 4-byte aligned.
+  const plain = await appendToInitrd(Buffer.concat([ucode, Buffer.from([0, 0])]), await newcArchive(await entriesFromTree(join(dir, 'ours')), 1));
+  assert.is((await initrdMembers(plain)).get('init')!.data.toString(), '#!/bin/sh\necho ours\n');
+});
+
+test('menus: the initrds of every boot entry, isolinux and GRUB, comments skipped', () => {
+  const isolinux = 'LABEL a\n  KERNEL linux\n  APPEND initrd=minirt.gz,/boot/ucode.img quiet\nLABEL b\n  INITRD /live/initrd.img\n';
+  assert.equal(menuInitrds(isolinux, 'boot/isolinux/isolinux.cfg'), [['boot/isolinux/minirt.gz', 'boot/ucode.img'], ['live/initrd.img']]);
+  const grub = 'menuentry "x" {\n\tlinux /live/vmlinuz\n\tinitrd\t/live/ucode.img /live/initrd.img-6\n}\n# initrd /live/old.img\n';
+  assert.equal(menuInitrds(grub, 'boot/grub/grub.cfg'), [['live/ucode.img', 'live/initrd.img-6']]);
 });
 
 test.run();

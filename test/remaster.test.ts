@@ -13,6 +13,7 @@ import { defaultOutPath, defaultSiteDir, projectRoot } from '../lib/paths.ts';
 import { elToritoEntries } from '../iso/xorriso.ts';
 import { squashfsCompressor } from '../iso/squashfs.ts';
 import { isoExtents, readExtent } from '../iso/layout.ts';
+import { initrdMembers } from '../iso/initrd.ts';
 import { fixtureIso } from './fixtures.ts';
 import { buildCli, leftovers } from './helpers.ts';
 
@@ -25,6 +26,8 @@ let layered: string;
 let flattened: string;
 let live: string;
 let liveLayered: string;
+/** The default site with ssi_compat loaded from the initrd (the layer-mode builds use it). */
+let earlySite: string;
 
 test.before(async () => {
   knoppix = await fixtureIso('knoppix', [], 'knoppix-cloop');
@@ -33,6 +36,10 @@ test.before(async () => {
   layered = join(work, 'knoppix-layer.iso');
   flattened = join(work, 'knoppix-flat.iso');
   liveLayered = join(work, 'live-layer.iso');
+  earlySite = join(work, 'early-site');
+  await cp(defaultSiteDir, earlySite, { recursive: true });
+  const siteJson = JSON.parse(await readFile(join(defaultSiteDir, 'site.json'), 'utf8'));
+  await writeFile(join(earlySite, 'site.json'), JSON.stringify({ ...siteJson, initrdModules: ['ssi_compat'] }));
   await mkdir(logDir, { recursive: true });
 });
 
@@ -47,8 +54,12 @@ async function isoText(iso: string, path: string): Promise<string> {
   return (await readExtent(iso, e!)).toString('utf8');
 }
 
-/** The node's OpenSSI layer, seen from its shell; baseArg is one of the base's own kernel arguments. */
-const openssiChecks = (baseArg: string) => async (vm: Machine, check: (name: string, ok: boolean, detail: string) => void): Promise<void> => {
+/**
+ * The node's OpenSSI layer, seen from its shell; baseArg is one of the base's own kernel
+ * arguments. With rootMounted, ssi_compat must have come from the initrd: its kernel log line is
+ * there, before the first line rootMounted matches (the base's init setting up its root).
+ */
+const openssiChecks = (baseArg: string, rootMounted?: RegExp) => async (vm: Machine, check: (name: string, ok: boolean, detail: string) => void): Promise<void> => {
   const out = async (cmd: string) => (await vm.execute(cmd)).output.trim();
   check('cluster → 1', (await out('cluster')) === '1', await out('cluster'));
   check('ssi_compat loaded', /^ssi_compat\s/m.test(await out('lsmod')), await out('lsmod | head -5'));
@@ -56,9 +67,17 @@ const openssiChecks = (baseArg: string) => async (vm: Machine, check: (name: str
   check('/demo-proclb present', /README/.test(await out('ls /demo-proclb')), await out('ls /demo-proclb'));
   const cmdline = await out('cat /proc/cmdline');
   check("the base's own kernel arguments kept, ours added", cmdline.split(' ').includes(baseArg) && cmdline.includes('console=ttyS0,115200n8'), cmdline);
+  if (rootMounted) {
+    const log = (await out('dmesg')).split('\n');
+    const loaded = log.findIndex((l) => l.includes('openssi-initrd: loaded ssi_compat'));
+    const root = log.findIndex((l) => rootMounted.test(l));
+    check('ssi_compat loaded from the initrd, before the root is set up', loaded >= 0 && root > loaded, log.filter((l) => /openssi-initrd|ssi_compat/.test(l) || rootMounted.test(l)).slice(0, 6).join('\n'));
+  }
 };
 const knoppixChecks = openssiChecks('lang=en');
 const liveChecks = openssiChecks('boot=live');
+const knoppixEarlyChecks = openssiChecks('lang=en', /cloop/i);
+const liveEarlyChecks = openssiChecks('boot=live', /squashfs|systemd\[1\]/);
 
 function assertReport(r: BootReport) {
   for (const c of r.checks) assert.ok(c.ok, `${r.firmware}: ${c.name}\n${c.detail}`);
@@ -66,7 +85,7 @@ function assertReport(r: BootReport) {
 }
 
 test('layer mode: the cloop base is kept byte for byte, two cloop layers and our arguments added', async () => {
-  const r = await buildCli(['--base', knoppix, '--out', layered, '--json']);
+  const r = await buildCli(['--base', knoppix, '--site', earlySite, '--out', layered, '--json']);
   assert.is(r.code, 0, r.stderr);
   const names = (await isoExtents(layered, 'KNOPPIX')).map((e) => e.path).sort();
   assert.equal(names, ['KNOPPIX/KNOPPIX', 'KNOPPIX/KNOPPIX1', 'KNOPPIX/KNOPPIX2', 'KNOPPIX/knoppix-version']);
@@ -85,15 +104,27 @@ test('layer mode: the cloop base is kept byte for byte, two cloop layers and our
   assert.match(grub, /menuentry "KNOPPIX failsafe"/);
   assert.match(grub, /linux \/boot\/isolinux\/linux lang=en noapic nolapic acpi=off console=tty0 console=ttyS0,115200n8$/m);
   assert.equal((await elToritoEntries(layered)).map((e) => e.platform), (await elToritoEntries(knoppix)).map((e) => e.platform));
+  await assertInitrdWithModules(knoppix, layered, 'boot/isolinux/minirt.gz');
 });
 
+/** The base's initrd is a prefix of ours; what follows is our /init, the base's kept, ssi_compat. */
+async function assertInitrdWithModules(base: string, iso: string, path: string) {
+  const read = async (i: string) => readExtent(i, (await isoExtents(i, path)).find((e) => e.path === path)!);
+  const [before, after] = [await read(base), await read(iso)];
+  assert.ok(after.length > before.length && after.subarray(0, before.length).equals(before), `${path}: the base's bytes kept in front`);
+  const [was, now] = [await initrdMembers(before), await initrdMembers(after)];
+  assert.ok(now.get('openssi/init.base')!.data.equals(was.get('init')!.data), "the base's /init kept as /openssi/init.base");
+  assert.match(now.get('init')!.data.toString(), /^#!\/openssi\/bin\/busybox sh/);
+  assert.is(now.get('openssi/modules/order')!.data.toString(), 'ssi_compat.ko\n');
+}
+
 test('layer mode, SeaBIOS: the remastered KNOPPIX boots as node 1 with the OpenSSI layer', async () => {
-  assertReport(await singleNodeBoot(layered, { firmware: 'bios', accel: 'auto', logDir, also: knoppixChecks }));
+  assertReport(await singleNodeBoot(layered, { firmware: 'bios', accel: 'auto', logDir, also: knoppixEarlyChecks }));
 });
 
 test('layer mode, OVMF on q35: the same through the base\'s own EFI boot, from CD and USB stick', async () => {
-  assertReport(await singleNodeBoot(layered, { firmware: 'uefi', accel: 'auto', logDir, also: knoppixChecks }));
-  assertReport(await singleNodeBoot(layered, { firmware: 'uefi', accel: 'auto', logDir, medium: 'usb', also: knoppixChecks }));
+  assertReport(await singleNodeBoot(layered, { firmware: 'uefi', accel: 'auto', logDir, also: knoppixEarlyChecks }));
+  assertReport(await singleNodeBoot(layered, { firmware: 'uefi', accel: 'auto', logDir, medium: 'usb', also: knoppixEarlyChecks }));
 });
 
 test('flatten mode: one cloop image again (cloop in, cloop out) holding the base and our layers', async () => {
@@ -123,7 +154,7 @@ test('flatten mode on a squashfs KNOPPIX: squashfs out, the compressor as told',
 });
 
 test('Debian live, layer mode: filesystem.squashfs kept, our layers sort after it, menus get a timeout', async () => {
-  const r = await buildCli(['--base', live, '--out', liveLayered]);
+  const r = await buildCli(['--base', live, '--site', earlySite, '--out', liveLayered]);
   assert.is(r.code, 0, r.stderr);
   const names = (await isoExtents(liveLayered, 'live')).map((e) => e.path).filter((p) => p.endsWith('.squashfs'));
   assert.equal(names, ['live/filesystem.squashfs', 'live/zz-openssi-1.squashfs', 'live/zz-openssi-2-site.squashfs']);
@@ -134,11 +165,14 @@ test('Debian live, layer mode: filesystem.squashfs kept, our layers sort after i
   assert.match(entries, /^\s*append boot=live components memtest noapic .* console=tty0 console=ttyS0,115200n8$/m);
   assert.match(await isoText(liveLayered, 'isolinux/isolinux.cfg'), /^timeout 30$/m, 'isolinux waits 3 s, not forever');
   assert.match(await isoText(liveLayered, 'boot/grub/grub.cfg'), /menuentry "Live system \(amd64 fail-safe mode\)"[\s\S]*^set timeout=3$/m);
+  // isolinux loads live/initrd.img, GRUB the versioned name: both get the modules.
+  await assertInitrdWithModules(live, liveLayered, 'live/initrd.img');
+  await assertInitrdWithModules(live, liveLayered, (await isoExtents(live, 'live')).map((e) => e.path).find((p) => /^live\/initrd\.img-/.test(p))!);
 });
 
 test('Debian live, layer mode, SeaBIOS and OVMF: systemd starts the node, root shell on ttyS0', async () => {
-  assertReport(await singleNodeBoot(liveLayered, { firmware: 'bios', accel: 'auto', logDir, also: liveChecks }));
-  assertReport(await singleNodeBoot(liveLayered, { firmware: 'uefi', accel: 'auto', logDir, also: liveChecks }));
+  assertReport(await singleNodeBoot(liveLayered, { firmware: 'bios', accel: 'auto', logDir, also: liveEarlyChecks }));
+  assertReport(await singleNodeBoot(liveLayered, { firmware: 'uefi', accel: 'auto', logDir, also: liveEarlyChecks }));
 });
 
 test('Debian live, flatten mode: one filesystem.squashfs (zstd, as the base\'s) that boots', async () => {

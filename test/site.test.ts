@@ -47,6 +47,8 @@ test('each bad field is named with the file and the reason', () => {
   rejects({ cdsl: ['etc/x'] }, /cdsl: \[0\] must be absolute paths outside/);
   rejects({ cdsl: ['/proc/x'] }, /cdsl: \[0\]/);
   rejects({ cdsl: ['/etc/../x'] }, /cdsl: \[0\]/);
+  rejects({ initrdModules: ['a b'] }, /initrdModules: \[0\] must be kernel module names/);
+  rejects({ initrdModules: 'ssi_compat' }, /initrdModules: must be a list/);
   assert.equal(validateSite({ cdsl: ['/etc/ssh/', '/var/lib/chrony'] }).cdsl, ['/etc/ssh/', '/var/lib/chrony']);
 });
 

@@ -1,0 +1,82 @@
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { entriesFromTree, newcArchive } from '../iso/cpio.ts';
+import { appendToInitrd, decompress, initrdMembers } from '../iso/initrd.ts';
+import { readModuleIndex } from '../iso/modules.ts';
+import { UserError } from './errors.ts';
+import { overlaysDir } from './paths.ts';
+import type { UnpackInfo } from '../stages/02-unpack.ts';
+
+/** Source files the result depends on (for a stage's cache key). */
+export const initrdModulesInputs = [fileURLToPath(import.meta.url), join(overlaysDir, 'initrd'), fileURLToPath(new URL('../iso/initrd.ts', import.meta.url)), fileURLToPath(new URL('../iso/cpio.ts', import.meta.url))];
+
+/** Where the CD kernel's modules are: the modules stage's tree (its modules.dep covers all) first, then unpack's. */
+export function moduleTrees(unpackDir: string, modulesDir: string, info: UnpackInfo): { kver: string; trees: string[]; busybox: string } {
+  return {
+    kver: info.kernelVersion,
+    trees: [join(modulesDir, 'tree', info.imageModulesDir, info.kernelVersion), join(unpackDir, info.modulesDir)],
+    busybox: join(unpackDir, info.busybox),
+  };
+}
+
+const compressedModule: Record<string, string> = { '.xz': 'xz', '.zst': 'zstd', '.gz': 'gzip' };
+
+/** Module files for the named modules, each after the modules it depends on. */
+function loadOrder(index: Awaited<ReturnType<typeof readModuleIndex>>, names: string[], kver: string, siteFile: string): string[] {
+  const order: string[] = [];
+  const visit = (path: string) => {
+    if (order.includes(path)) return;
+    for (const dep of index.deps.get(path) ?? []) visit(dep);
+    order.push(path);
+  };
+  for (const raw of names) {
+    const name = raw.replace(/-/g, '_');
+    const path = index.paths.get(name);
+    if (path) visit(path);
+    else if (!index.builtin.has(name)) throw new UserError(`${siteFile}: initrdModules: ${raw}: kernel ${kver} has no such module`);
+  }
+  return order;
+}
+
+/**
+ * A CD's initrd with the site's initrdModules added: one more archive after it holding our
+ * /init (overlays/initrd/init), the initrd's own /init kept as /openssi/init.base, a static
+ * busybox, and the modules in load order. The initrd's own bytes stay as they are.
+ */
+export async function initrdWithModules(o: {
+  initrd: Buffer; what: string; siteFile: string; names: string[]; kver: string;
+  /** Folders of module trees to look in, first match wins; the first holds modules.dep. */
+  trees: string[]; busybox: string; scratch: string; epoch: number;
+}): Promise<Buffer> {
+  const members = await initrdMembers(o.initrd).catch((error) => {
+    throw new UserError(`${o.what}: cannot unpack the initrd: ${String(error?.message).split('\n')[0]}`);
+  });
+  const init = members.get('init');
+  if (!init) throw new UserError(`${o.what}: the initrd has no /init to hand over to`);
+  const order = loadOrder(await readModuleIndex(o.trees[0]), o.names, o.kver, o.siteFile);
+  const root = o.scratch;
+  await mkdir(join(root, 'openssi', 'bin'), { recursive: true });
+  await mkdir(join(root, 'openssi', 'modules'), { recursive: true });
+  await copyFile(join(overlaysDir, 'initrd', 'init'), join(root, 'init'));
+  if ((init.mode & 0o170000) === 0o120000) {
+    const target = init.data.toString('utf8');
+    await symlink(target.startsWith('/') ? target : `/${target}`, join(root, 'openssi', 'init.base'));
+  } else {
+    await writeFile(join(root, 'openssi', 'init.base'), init.data, { mode: init.mode & 0o7777 });
+  }
+  await copyFile(o.busybox, join(root, 'openssi', 'bin', 'busybox'));
+  const names: string[] = [];
+  for (const path of order) {
+    const source = o.trees.map((t) => join(t, path)).find((f) => existsSync(f));
+    if (!source) throw new Error(`initrd modules: ${path} is in modules.dep but in no modules tree`);
+    const suffix = Object.keys(compressedModule).find((s) => path.endsWith(s));
+    const name = basename(suffix ? path.slice(0, -suffix.length) : path);
+    const ko = suffix ? await decompress(await readFile(source), compressedModule[suffix]) : await readFile(source);
+    await writeFile(join(root, 'openssi', 'modules', name), ko, { mode: 0o644 });
+    names.push(name);
+  }
+  await writeFile(join(root, 'openssi', 'modules', 'order'), `${names.join('\n')}\n`);
+  return appendToInitrd(o.initrd, await newcArchive(await entriesFromTree(root), o.epoch));
+}
