@@ -81,9 +81,16 @@ export async function newcArchive(entries: CpioEntry[], epoch: number): Promise<
 }
 
 /** Reads a newc archive (uncompressed) back into names and sizes; used by tests and inspect. */
-export function listNewc(buf: Buffer): { path: string; mode: number; size: number; data: Buffer }[] {
-  const out = [];
-  let off = 0;
+export function listNewc(buf: Buffer): NewcMember[] {
+  return readNewc(buf, 0).members;
+}
+
+export interface NewcMember { path: string; mode: number; size: number; data: Buffer }
+
+/** The members of the newc archive at `start`, and where it ends (after its trailer, padded). */
+export function readNewc(buf: Buffer, start: number): { members: NewcMember[]; end: number } {
+  const members: NewcMember[] = [];
+  let off = start;
   while (off + 110 <= buf.length) {
     if (buf.toString('latin1', off, off + 6) !== '070701') throw new Error(`cpio: bad magic at offset ${off}`);
     const field = (i: number) => parseInt(buf.toString('latin1', off + 6 + i * 8, off + 14 + i * 8), 16);
@@ -97,7 +104,7 @@ export function listNewc(buf: Buffer): { path: string; mode: number; size: numbe
     off += size;
     off += (4 - (off % 4)) % 4;
     if (name === 'TRAILER!!!') break;
-    out.push({ path: name, mode, size, data });
+    members.push({ path: name, mode, size, data });
   }
-  return out;
+  return { members, end: Math.min(off, buf.length) };
 }

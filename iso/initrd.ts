@@ -1,5 +1,5 @@
 import { run } from '../lib/exec.ts';
-import { listNewc } from './cpio.ts';
+import { readNewc, type NewcMember } from './cpio.ts';
 
 /** Compression of a stream, from its magic bytes. */
 export function compressionOf(head: Buffer): string {
@@ -24,19 +24,9 @@ export function initrdParts(buf: Buffer): InitrdPart[] {
   let off = 0;
   while (off + 6 <= buf.length && compressionOf(buf.subarray(off, off + 8)) === 'none') {
     const start = off;
-    const files: string[] = [];
-    for (;;) {
-      const field = (i: number) => parseInt(buf.toString('latin1', off + 6 + i * 8, off + 14 + i * 8), 16);
-      const size = field(6);
-      const nameSize = field(11);
-      const name = buf.toString('latin1', off + 110, off + 110 + nameSize - 1);
-      off += 110 + nameSize;
-      off += (4 - (off % 4)) % 4;
-      off += size;
-      off += (4 - (off % 4)) % 4;
-      if (name === 'TRAILER!!!' || off >= buf.length) break;
-      files.push(name);
-    }
+    const archive = readNewc(buf, off);
+    const files = archive.members.map((m) => m.path);
+    off = archive.end;
     parts.push({ offset: start, kind: 'cpio', compression: 'none', files });
     while (off < buf.length && buf[off] === 0) off++; // padding between archives
   }
@@ -78,8 +68,8 @@ export async function compress(buf: Buffer, compression: string): Promise<Buffer
 }
 
 /** Every member of an initrd, all its parts unpacked in the kernel's order (later ones win). */
-export async function initrdMembers(buf: Buffer): Promise<Map<string, ReturnType<typeof listNewc>[number]>> {
-  const members = new Map<string, ReturnType<typeof listNewc>[number]>();
+export async function initrdMembers(buf: Buffer): Promise<Map<string, NewcMember>> {
+  const members = new Map<string, NewcMember>();
   const parts = initrdParts(buf);
   for (const [i, part] of parts.entries()) {
     const end = parts[i + 1]?.offset ?? buf.length;
@@ -90,32 +80,16 @@ export async function initrdMembers(buf: Buffer): Promise<Map<string, ReturnType
 }
 
 /** Members of one or more newc archives laid end to end (an unpacked part may hold several). */
-function listNewcAll(raw: Buffer) {
-  const out: ReturnType<typeof listNewc> = [];
+function listNewcAll(raw: Buffer): NewcMember[] {
+  const out: NewcMember[] = [];
   let off = 0;
   while (off + 110 <= raw.length) {
     if (raw[off] === 0) { off++; continue; } // padding between archives
-    const members = listNewc(raw.subarray(off));
-    out.push(...members);
-    off += newcLength(raw.subarray(off));
+    const archive = readNewc(raw, off);
+    out.push(...archive.members);
+    off = archive.end;
   }
   return out;
-}
-
-/** Length of the first newc archive in buf, through its trailer and padding. */
-function newcLength(buf: Buffer): number {
-  let off = 0;
-  for (;;) {
-    const field = (i: number) => parseInt(buf.toString('latin1', off + 6 + i * 8, off + 14 + i * 8), 16);
-    const size = field(6);
-    const nameSize = field(11);
-    const name = buf.toString('latin1', off + 110, off + 110 + nameSize - 1);
-    off += 110 + nameSize;
-    off += (4 - (off % 4)) % 4;
-    off += size;
-    off += (4 - (off % 4)) % 4;
-    if (name === 'TRAILER!!!' || off >= buf.length) return off;
-  }
 }
 
 /**
