@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ const manifestOf = (iso: string) => iso.replace(/\.iso$/, '.manifest.json');
 function isoCat(iso: string, path: string, dir: string): Buffer {
   const dest = join(dir, `x-${Date.now()}`);
   execFileSync('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', `/${path}`, dest], { stdio: 'ignore' });
-  return execFileSync('cat', [dest]);
+  return readFileSync(dest);
 }
 function layerCat(iso: string, layer: string, path: string, dir: string): string {
   const image = join(dir, `layer-${Date.now()}`);
