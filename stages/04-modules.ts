@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../lib/errors.ts';
@@ -75,7 +76,7 @@ export const modules = {
       const dir = join(ctx.out, 'build', name);
       await cp(join(sourceDir, name), dir, { recursive: true });
       // Build paths differ between clones; keep them out of the module so it is reproducible.
-      await run('make', ['-C', headers, `M=${dir}`, `KCFLAGS=-ffile-prefix-map=${dir}=${name}`, 'modules'], {
+      await run('make', [`-j${availableParallelism()}`, '-C', headers, `M=${dir}`, `KCFLAGS=-ffile-prefix-map=${dir}=${name}`, 'modules'], {
         env: { KBUILD_BUILD_TIMESTAMP: new Date(ctx.epoch * 1000).toUTCString(), KBUILD_BUILD_USER: 'openssi-live', KBUILD_BUILD_HOST: 'openssi-live' },
       });
       await run('strip', ['--strip-debug', '--remove-section=.BTF', join(dir, `${name}.ko`)]);

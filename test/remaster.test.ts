@@ -182,6 +182,8 @@ test('Debian live, flatten mode: one filesystem.squashfs (zstd, as the base\'s) 
   const images = (await isoExtents(out, 'live')).filter((e) => e.path.endsWith('.squashfs'));
   assert.equal(images.map((e) => e.path), ['live/filesystem.squashfs']);
   assert.is(await squashfsCompressor(out, images[0].offset), 'zstd');
+  assert.match(await isoText(out, 'isolinux/live.cfg'), /^\s*append boot=live components memtest noapic .* console=tty0 console=ttyS0,115200n8$/m, "the base's entries kept");
+  assert.match(await isoText(out, 'boot/grub/grub.cfg'), /menuentry "Live system \(amd64 fail-safe mode\)"/);
   assertReport(await singleNodeBoot(out, { firmware: 'bios', accel: 'auto', logDir, also: liveChecks }));
   assertReport(await singleNodeBoot(out, { firmware: 'uefi', accel: 'auto', logDir, also: liveChecks }));
 });
