@@ -109,6 +109,9 @@ export async function rewriteIso(o: { base: string; out: string; epoch: number; 
       ...tolerant, '-indev', o.base, '-outdev', `stdio:${fifo}`, ...boot,
       ...(o.remove?.length ? ['-rm', ...o.remove.map((p) => `/${p}`), '--'] : []),
       ...o.files.flatMap((f) => ['-map', f.source, `/${f.path}`]),
+      // Added files carry the epoch as their date, whatever their source's; SOURCE_DATE_EPOCH
+      // makes xorriso set every file's other dates to its mtime.
+      ...(o.files.length ? ['-alter_date', 'm-c', `=${o.epoch}`, ...o.files.map((f) => `/${f.path}`), '--'] : []),
       '-commit',
     ], { env: { SOURCE_DATE_EPOCH: String(o.epoch) } }));
   } catch (error: any) {

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../lib/errors.ts';
@@ -210,7 +210,6 @@ export const remaster = {
     for (const e of await walk(siteIso)) {
       if (e.type === 'file' && !e.path.startsWith('boot/')) files.push({ source: join(siteIso, e.path), path: e.path });
     }
-    for (const f of files) await utimes(f.source, ctx.epoch, ctx.epoch);
     ctx.log(`${ctx.options.pack} mode: ${files.map((f) => f.path).join(', ')}${images.remove.length ? `; out: ${images.remove.join(', ')}` : ''}`);
     const iso = join(ctx.out, isoName);
     const sha256 = await rewriteIso({ base: base.iso, out: iso, epoch: ctx.epoch, files, remove: images.remove });
