@@ -127,6 +127,20 @@ test('layer mode, OVMF on q35: the same through the base\'s own EFI boot, from C
   assertReport(await singleNodeBoot(layered, { firmware: 'uefi', accel: 'auto', logDir, medium: 'usb', also: knoppixEarlyChecks }));
 });
 
+test('layer mode is reproducible: two empty caches, the same cluster key, the same ISO', async () => {
+  const key = join(work, 'cluster-key');
+  await writeFile(key, `${'5a'.repeat(32)}\n`);
+  const sums = [];
+  for (const name of ['repro-a', 'repro-b']) {
+    const r = await buildCli(['--base', knoppix, '--site', earlySite, '--cache', join(work, `${name}-cache`), '--cluster-key', key, '--out', join(work, `${name}.iso`), '--json']);
+    assert.is(r.code, 0, r.stderr);
+    sums.push(JSON.parse(r.stdout).sha256);
+    assert.is(JSON.parse(r.stdout).sha256, await fileDigest(join(work, `${name}.iso`)), 'the sha256 the build reports is the file\'s');
+    await rm(join(work, `${name}-cache`), { recursive: true, force: true });
+  }
+  assert.is(sums[0], sums[1]);
+});
+
 test('flatten mode: one cloop image again (cloop in, cloop out) holding the base and our layers', async () => {
   const r = await buildCli(['--base', knoppix, '--pack', 'flatten', '--out', flattened]);
   assert.is(r.code, 0, r.stderr);
