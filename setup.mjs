@@ -13,6 +13,7 @@ const buildPackages = [
   'mmdebstrap', 'squashfs-tools', 'xorriso', 'isolinux', 'syslinux-common',
   'grub-efi-amd64-bin', 'grub-common', 'mtools', 'dosfstools', 'kmod', 'cpio', 'eatmydata', 'cloop-utils',
   'make', 'gcc', 'binutils', // the modules stage builds ssi_compat (headers come on demand: lib/hostpkg.ts)
+  'gzip', 'xz-utils', 'zstd', 'lz4', 'bzip2', // initrds in each compression the kernel reads (initrdModules)
 ];
 const bootPackages = ['qemu-system-x86', 'qemu-utils', 'ovmf', 'ipxe-qemu', 'vde2'];
 const testPackages = [...buildPackages, ...bootPackages, 'shellcheck', 'busybox-static',

@@ -9,6 +9,7 @@ const packageOf: Record<string, string> = {
   xorriso: 'xorriso', 'grub-mkimage': 'grub-common', mcopy: 'mtools', 'mkfs.fat': 'dosfstools',
   depmod: 'kmod', 'qemu-system-x86_64': 'qemu-system-x86', vde_switch: 'vde2', 'dpkg-deb': 'dpkg',
   'create_compressed_fs': 'cloop-utils', 'extract_compressed_fs': 'cloop-utils', shellcheck: 'shellcheck',
+  gzip: 'gzip', xz: 'xz-utils', lzma: 'xz-utils', zstd: 'zstd', lz4: 'lz4', bzip2: 'bzip2', mkfifo: 'coreutils',
 };
 
 /** Aborting this stops every tool still running (Ctrl-C during a build). */
