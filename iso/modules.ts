@@ -34,16 +34,19 @@ export async function readModuleIndex(modulesDir: string): Promise<ModuleIndex> 
 }
 
 /**
- * The module files needed to load the named modules, dependencies included, in a stable order.
+ * The module files needed to load the named modules, dependencies included: `files` in a stable
+ * order, `order` as they must load (each after what it depends on, then the names' order).
  * Names built into the kernel need nothing; names the kernel does not have are returned apart.
  */
-export function moduleClosure(index: ModuleIndex, names: string[]): { files: string[]; missing: string[] } {
-  const files = new Set<string>();
+export function moduleClosure(index: ModuleIndex, names: string[]): { files: string[]; order: string[]; missing: string[] } {
+  const order: string[] = [];
+  const seen = new Set<string>();
   const missing: string[] = [];
   const visit = (path: string) => {
-    if (files.has(path)) return;
-    files.add(path);
+    if (seen.has(path)) return;
+    seen.add(path);
     for (const dep of index.deps.get(path) ?? []) visit(dep);
+    order.push(path);
   };
   for (const raw of names) {
     const name = raw.replace(/-/g, '_');
@@ -51,7 +54,7 @@ export function moduleClosure(index: ModuleIndex, names: string[]): { files: str
     if (path) visit(path);
     else if (!index.builtin.has(name)) missing.push(raw);
   }
-  return { files: [...files].sort(), missing };
+  return { files: [...order].sort(), order, missing };
 }
 
 /** A kernel module's .modinfo fields (vermagic, name, license, ...), as modinfo shows them. */

@@ -4,17 +4,25 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { entriesFromTree, newcArchive } from '../iso/cpio.ts';
 import { appendToInitrd, decompress, initrdMembers } from '../iso/initrd.ts';
-import { readModuleIndex } from '../iso/modules.ts';
+import { moduleClosure, readModuleIndex } from '../iso/modules.ts';
 import { UserError } from './errors.ts';
 import { overlaysDir } from './paths.ts';
 import type { UnpackInfo } from '../stages/02-unpack.ts';
+import type { BuildOptions } from './options.ts';
 
 /** Source files the result depends on (for a stage's cache key). */
 export const initrdModulesInputs = [fileURLToPath(import.meta.url), join(overlaysDir, 'initrd'), fileURLToPath(new URL('../iso/initrd.ts', import.meta.url)), fileURLToPath(new URL('../iso/cpio.ts', import.meta.url))];
 
-/** Where the CD kernel's modules are: the modules stage's tree (its modules.dep covers all) first, then unpack's. */
-export function moduleTrees(unpackDir: string, modulesDir: string, info: UnpackInfo): { kver: string; trees: string[]; busybox: string } {
+/**
+ * What initrdWithModules needs from the pipeline: the site's names and its site.json (for
+ * errors), and where the CD kernel's modules are: the modules stage's tree first (its
+ * modules.dep covers all), then unpack's; unpack's static busybox.
+ */
+export async function initrdModuleSources(options: BuildOptions, unpackDir: string, modulesDir: string) {
+  const info: UnpackInfo = JSON.parse(await readFile(join(unpackDir, 'unpack.json'), 'utf8'));
   return {
+    names: options.site.initrdModules,
+    siteFile: join(options.siteDir, 'site.json'),
     kver: info.kernelVersion,
     trees: [join(modulesDir, 'tree', info.imageModulesDir, info.kernelVersion), join(unpackDir, info.modulesDir)],
     busybox: join(unpackDir, info.busybox),
@@ -22,23 +30,6 @@ export function moduleTrees(unpackDir: string, modulesDir: string, info: UnpackI
 }
 
 const compressedModule: Record<string, string> = { '.xz': 'xz', '.zst': 'zstd', '.gz': 'gzip' };
-
-/** Module files for the named modules, each after the modules it depends on. */
-function loadOrder(index: Awaited<ReturnType<typeof readModuleIndex>>, names: string[], kver: string, siteFile: string): string[] {
-  const order: string[] = [];
-  const visit = (path: string) => {
-    if (order.includes(path)) return;
-    for (const dep of index.deps.get(path) ?? []) visit(dep);
-    order.push(path);
-  };
-  for (const raw of names) {
-    const name = raw.replace(/-/g, '_');
-    const path = index.paths.get(name);
-    if (path) visit(path);
-    else if (!index.builtin.has(name)) throw new UserError(`${siteFile}: initrdModules: ${raw}: kernel ${kver} has no such module`);
-  }
-  return order;
-}
 
 /**
  * A CD's initrd with the site's initrdModules added: one more archive after it holding our
@@ -55,7 +46,8 @@ export async function initrdWithModules(o: {
   });
   const init = members.get('init');
   if (!init) throw new UserError(`${o.what}: the initrd has no /init to hand over to`);
-  const order = loadOrder(await readModuleIndex(o.trees[0]), o.names, o.kver, o.siteFile);
+  const { order, missing } = moduleClosure(await readModuleIndex(o.trees[0]), o.names);
+  if (missing.length) throw new UserError(`${o.siteFile}: initrdModules: ${missing.join(', ')}: kernel ${o.kver} has no such module`);
   const root = o.scratch;
   await mkdir(join(root, 'openssi', 'bin'), { recursive: true });
   await mkdir(join(root, 'openssi', 'modules'), { recursive: true });

@@ -9,7 +9,7 @@ import { makeEfiImage, makeGrubEfi } from '../iso/efi.ts';
 import { makeHybridIso } from '../iso/xorriso.ts';
 import type { BaseInfo } from './01-base.ts';
 import type { UnpackInfo } from './02-unpack.ts';
-import { initrdModulesInputs, initrdWithModules, moduleTrees } from '../lib/initrd-modules.ts';
+import { initrdModuleSources, initrdModulesInputs, initrdWithModules } from '../lib/initrd-modules.ts';
 
 /** Boot loader files taken from the host's Debian packages (isolinux, syslinux-common). */
 export const hostBootFiles = {
@@ -47,11 +47,11 @@ export const pack = {
     const minirt = join(ctx.from('minirt'), 'minirt.gz');
     if (ctx.options.site.initrdModules.length) {
       // Netbooted nodes fetch this same file, so they load the modules too.
-      const names = ctx.options.site.initrdModules;
+      const sources = await initrdModuleSources(ctx.options, ctx.from('unpack'), ctx.from('modules'));
       await writeFile(join(isolinux, 'minirt.gz'), await initrdWithModules({
-        initrd: await readFile(minirt), what: 'minirt.gz', names, siteFile: join(ctx.options.siteDir, 'site.json'), ...moduleTrees(ctx.from('unpack'), ctx.from('modules'), kernel), scratch: join(work, 'initrd'), epoch: ctx.epoch,
+        ...sources, initrd: await readFile(minirt), what: 'minirt.gz', scratch: join(work, 'initrd'), epoch: ctx.epoch,
       }));
-      ctx.log(`minirt.gz loads ${names.join(', ')} before its init`);
+      ctx.log(`minirt.gz loads ${sources.names.join(', ')} before its init`);
     } else {
       await linkOrCopy(minirt, join(isolinux, 'minirt.gz'));
     }

@@ -14,8 +14,7 @@ import { makeSquashfs, squashfsCompressor } from '../iso/squashfs.ts';
 import { rewriteIso } from '../iso/xorriso.ts';
 import { run } from '../lib/exec.ts';
 import type { BaseInfo } from './01-base.ts';
-import type { UnpackInfo } from './02-unpack.ts';
-import { initrdModulesInputs, initrdWithModules, moduleTrees } from '../lib/initrd-modules.ts';
+import { initrdModuleSources, initrdModulesInputs, initrdWithModules } from '../lib/initrd-modules.ts';
 import { kernelArgs } from './06-site.ts';
 import { isoName } from './07-pack.ts';
 
@@ -134,12 +133,10 @@ async function flattenImages(ctx: StageContext<BuildOptions>, base: Base, work: 
  * Every boot menu of the base with our kernel arguments added to each entry, and a timeout
  * (the site's boot.timeout) where the base's menu would wait for a key forever.
  */
-async function menus(ctx: StageContext<BuildOptions>, base: Base, work: string): Promise<IsoFile[]> {
+async function menus(ctx: StageContext<BuildOptions>, menuTexts: Map<string, string>, work: string): Promise<IsoFile[]> {
   const args = kernelArgs(ctx.options.site.boot.kernelArgs).split(' ');
   const files: IsoFile[] = [];
-  const extents = await isoExtents(base.iso, ''); // one look at the ISO for all its menus
-  for (const menu of base.menus) {
-    const text = (await readIsoFile(base.iso, menu, extents))!.toString('utf8');
+  for (const [menu, text] of menuTexts) {
     let patched = addKernelArgs(text, menuFormat(menu), args);
     if (isTopMenu(menu)) patched = ensureTimeout(patched, menuFormat(menu), ctx.options.site.boot.timeout);
     if (patched === text) continue;
@@ -155,30 +152,32 @@ async function menus(ctx: StageContext<BuildOptions>, base: Base, work: string):
  * The base's initrds (the last one each boot entry loads, after any microcode) with the site's
  * initrdModules added in an archive after each; what comes before stays as it is.
  */
-async function initrdFiles(ctx: StageContext<BuildOptions>, base: Base, work: string): Promise<IsoFile[]> {
-  const extents = await isoExtents(base.iso, '');
+async function initrdFiles(ctx: StageContext<BuildOptions>, base: Base, menuTexts: Map<string, string>, extents: IsoExtent[], work: string): Promise<IsoFile[]> {
   const onCd = new Set(extents.map((e) => e.path));
   const paths = new Set<string>();
-  for (const menu of base.menus) {
-    for (const entry of menuInitrds((await readIsoFile(base.iso, menu, extents))!.toString('utf8'), menu)) {
+  for (const [menu, text] of menuTexts) {
+    for (const entry of menuInitrds(text, menu)) {
       if (onCd.has(entry[entry.length - 1])) paths.add(entry[entry.length - 1]);
     }
   }
-  const siteFile = join(ctx.options.siteDir, 'site.json');
-  if (paths.size === 0) throw new UserError(`${siteFile}: initrdModules: no boot entry of --base ${base.iso} loads an initrd that is on the CD`);
-  const info: UnpackInfo = JSON.parse(await readFile(join(ctx.from('unpack'), 'unpack.json'), 'utf8'));
-  const names = ctx.options.site.initrdModules;
+  const sources = await initrdModuleSources(ctx.options, ctx.from('unpack'), ctx.from('modules'));
+  if (paths.size === 0) throw new UserError(`${sources.siteFile}: initrdModules: no boot entry of --base ${base.iso} loads an initrd that is on the CD`);
   const files: IsoFile[] = [];
+  const done: { initrd: Buffer; source: string }[] = []; // Debian live names the same initrd twice
   for (const [i, path] of [...paths].sort().entries()) {
-    const source = join(work, 'initrd', String(i), path.split('/').pop()!);
-    await mkdir(dirname(source), { recursive: true });
-    await writeFile(source, await initrdWithModules({
-      initrd: (await readIsoFile(base.iso, path, extents))!, what: `--base ${base.iso}: ${path}`, names, siteFile,
-      ...moduleTrees(ctx.from('unpack'), ctx.from('modules'), info), scratch: join(work, 'initrd-tree', String(i)), epoch: ctx.epoch,
-    }));
+    const initrd = (await readIsoFile(base.iso, path, extents))!;
+    let source = done.find((d) => d.initrd.equals(initrd))?.source;
+    if (!source) {
+      source = join(work, 'initrd', String(i), path.split('/').pop()!);
+      await mkdir(dirname(source), { recursive: true });
+      await writeFile(source, await initrdWithModules({
+        ...sources, initrd, what: `--base ${base.iso}: ${path}`, scratch: join(work, 'initrd-tree', String(i)), epoch: ctx.epoch,
+      }));
+      done.push({ initrd, source });
+    }
     files.push({ source, path });
   }
-  ctx.log(`${files.map((f) => f.path).join(', ')} load${files.length === 1 ? 's' : ''} ${names.join(', ')} before the base's init`);
+  ctx.log(`${files.map((f) => f.path).join(', ')} load${files.length === 1 ? 's' : ''} ${sources.names.join(', ')} before the base's init`);
   return files;
 }
 
@@ -203,8 +202,11 @@ export const remaster = {
     const work = join(ctx.out, 'work');
     await mkdir(work, { recursive: true });
     const images = ctx.options.pack === 'flatten' ? await flattenImages(ctx, base, work) : { files: await layerImages(ctx, base, work), remove: [] };
-    const files = [...images.files, ...(await menus(ctx, base, work))];
-    if (ctx.options.site.initrdModules.length) files.push(...(await initrdFiles(ctx, base, work)));
+    const extents = await isoExtents(base.iso, ''); // one look at the ISO for all its menus
+    const menuTexts = new Map<string, string>();
+    for (const menu of base.menus) menuTexts.set(menu, (await readIsoFile(base.iso, menu, extents))!.toString('utf8'));
+    const files = [...images.files, ...(await menus(ctx, menuTexts, work))];
+    if (ctx.options.site.initrdModules.length) files.push(...(await initrdFiles(ctx, base, menuTexts, extents, work)));
     // The site's own ISO files go in; our boot menus do not: the base's boot setup is kept.
     const siteIso = join(ctx.from('site'), 'iso');
     for (const e of await walk(siteIso)) {
