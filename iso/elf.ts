@@ -44,3 +44,30 @@ export function elfSection(data: Buffer, name: string): Buffer | undefined {
   }
   return undefined;
 }
+
+/** The symbols of a 64-bit little-endian ELF file's .symtab: name, and whether it is defined here. */
+export function elfSymbols(data: Buffer): { name: string; defined: boolean }[] {
+  if (data.length < 64 || data.readUInt32BE(0) !== 0x7f454c46 || data[4] !== 2 || data[5] !== 1) return [];
+  const shoff = Number(data.readBigUInt64LE(40));
+  const shentsize = data.readUInt16LE(58);
+  const shnum = data.readUInt16LE(60);
+  if (shoff === 0 || shoff + shnum * shentsize > data.length) return [];
+  const header = (i: number) => {
+    const o = shoff + i * shentsize;
+    return { type: data.readUInt32LE(o + 4), offset: Number(data.readBigUInt64LE(o + 24)), size: Number(data.readBigUInt64LE(o + 32)), link: data.readUInt32LE(o + 40) };
+  };
+  const SHT_SYMTAB = 2;
+  for (let i = 0; i < shnum; i++) {
+    const table = header(i);
+    if (table.type !== SHT_SYMTAB) continue;
+    const strings = header(table.link);
+    const symbols: { name: string; defined: boolean }[] = [];
+    // Entry 0 is the null symbol; each entry is 24 bytes (st_name, st_info, st_other, st_shndx, ...).
+    for (let o = table.offset + 24; o + 24 <= table.offset + table.size; o += 24) {
+      const start = strings.offset + data.readUInt32LE(o);
+      symbols.push({ name: data.toString('latin1', start, data.indexOf(0, start)), defined: data.readUInt16LE(o + 6) !== 0 });
+    }
+    return symbols;
+  }
+  return [];
+}

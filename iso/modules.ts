@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { elfSection } from './elf.ts';
+import { decompress } from './initrd.ts';
 
 /** A module's name as modprobe knows it: file name less .ko(.xz|.zst|.gz), '-' read as '_'. */
 export function moduleName(path: string): string {
@@ -55,6 +56,19 @@ export function moduleClosure(index: ModuleIndex, names: string[]): { files: str
     else if (!index.builtin.has(name)) missing.push(raw);
   }
   return { files: [...order].sort(), order, missing };
+}
+
+const compressions: Record<string, string> = { '.xz': 'xz', '.zst': 'zstd', '.gz': 'gzip' };
+
+/** A module file's ELF bytes: .ko as it is, .ko.xz, .ko.zst and .ko.gz decompressed. */
+export async function readModule(path: string): Promise<Buffer> {
+  const suffix = Object.keys(compressions).find((s) => path.endsWith(s));
+  return suffix ? decompress(await readFile(path), compressions[suffix]) : readFile(path);
+}
+
+/** A module of the kernel to read its vermagic from (relative to its modules folder). */
+export function vermagicSample(index: ModuleIndex): string {
+  return index.paths.get('isofs') ?? [...index.paths.values()][0];
 }
 
 /** A kernel module's .modinfo fields (vermagic, name, license, ...), as modinfo shows them. */

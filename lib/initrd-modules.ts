@@ -3,8 +3,8 @@ import { copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { entriesFromTree, newcArchive } from '../iso/cpio.ts';
-import { appendToInitrd, decompress, initrdMembers } from '../iso/initrd.ts';
-import { moduleClosure, readModuleIndex } from '../iso/modules.ts';
+import { appendToInitrd, initrdMembers } from '../iso/initrd.ts';
+import { moduleClosure, readModule, readModuleIndex } from '../iso/modules.ts';
 import { UserError } from './errors.ts';
 import { overlaysDir } from './paths.ts';
 import type { UnpackInfo } from '../stages/02-unpack.ts';
@@ -28,8 +28,6 @@ export async function initrdModuleSources(options: BuildOptions, unpackDir: stri
     busybox: join(unpackDir, info.busybox),
   };
 }
-
-const compressedModule: Record<string, string> = { '.xz': 'xz', '.zst': 'zstd', '.gz': 'gzip' };
 
 /**
  * A CD's initrd with the site's initrdModules added: one more archive after it holding our
@@ -63,10 +61,8 @@ export async function initrdWithModules(o: {
   for (const path of order) {
     const source = o.trees.map((t) => join(t, path)).find((f) => existsSync(f));
     if (!source) throw new Error(`initrd modules: ${path} is in modules.dep but in no modules tree`);
-    const suffix = Object.keys(compressedModule).find((s) => path.endsWith(s));
-    const name = basename(suffix ? path.slice(0, -suffix.length) : path);
-    const ko = suffix ? await decompress(await readFile(source), compressedModule[suffix]) : await readFile(source);
-    await writeFile(join(root, 'openssi', 'modules', name), ko, { mode: 0o644 });
+    const name = basename(path).replace(/(\.ko)\.(xz|zst|gz)$/, '$1');
+    await writeFile(join(root, 'openssi', 'modules', name), await readModule(source), { mode: 0o644 });
     names.push(name);
   }
   await writeFile(join(root, 'openssi', 'modules', 'order'), `${names.join('\n')}\n`);

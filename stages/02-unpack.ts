@@ -9,6 +9,7 @@ import { extractRoot, listRoot } from '../iso/rootfs.ts';
 import { isStaticElf } from '../iso/elf.ts';
 import { extractDeb } from '../iso/deb.ts';
 import { run } from '../lib/exec.ts';
+import { moduleClosure, readModuleIndex, vermagicSample } from '../iso/modules.ts';
 import { UserError } from '../lib/errors.ts';
 import { installedPackages, type BaseInfo } from './01-base.ts';
 
@@ -52,17 +53,20 @@ async function replacementKernel(deb: string, dir: string): Promise<{ kver: stri
 
 /**
  * Takes out of the base's compressed root what later stages build against: the kernel's modules
- * tree and a static busybox. With a replacement kernel package in the site, its kernel and
+ * (the whole tree for minirt; for a remaster its indexes and the few modules it needs) and a
+ * static busybox. With a replacement kernel package in the site, its kernel and
  * modules stand in for the base's, so minirt, the modules stage and the CD all use the same one.
  */
 export const unpack: Stage<BuildOptions> = {
   name: 'unpack',
-  summary: "the kernel (the base's or the site's package), its modules tree, a static busybox",
+  summary: "the kernel (the base's or the site's package), its modules (all, or a remaster's few), a static busybox",
   after: ['base'],
   tools: ['unsquashfs', 'dpkg-deb', 'depmod'],
   inputs: (o) => ({
     files: [fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/squashfs.ts', import.meta.url)), fileURLToPath(new URL('../iso/rootfs.ts', import.meta.url)),
-      fileURLToPath(new URL('../iso/deb.ts', import.meta.url)), ...(o.site.kernel ? [resolve(o.siteDir, o.site.kernel)] : [])],
+      fileURLToPath(new URL('../iso/deb.ts', import.meta.url)), fileURLToPath(new URL('../iso/modules.ts', import.meta.url)),
+      ...(o.site.kernel ? [resolve(o.siteDir, o.site.kernel)] : [])],
+    params: { initrdModules: o.site.initrdModules },
   }),
   async run(ctx) {
     const baseDir = ctx.from('base');
@@ -70,17 +74,34 @@ export const unpack: Stage<BuildOptions> = {
     const kver = info.kernelVersion;
     const root = join(ctx.out, 'root');
     await mkdir(root, { recursive: true });
-    // Merged-/usr systems keep these under usr/, older ones at the top; unsquashfs skips the absent.
-    const modules = [`usr/lib/modules/${kver}`, `lib/modules/${kver}`];
-    const busyboxes = ['usr/bin/busybox', 'bin/busybox'];
-    const status = 'var/lib/dpkg/status';
     const image = { ...info.rootImage, file: resolve(baseDir, info.rootImage.file) };
     const what = info.remaster ? `--base ${info.remaster.iso}: ${info.remaster.images[0].path}` : `base: ${info.root}`;
-    await extractRoot(image, root, [...modules, ...busyboxes, ...(info.remaster ? [status] : [])]).catch((error) => {
+    const extract = (paths: string[]) => extractRoot(image, root, paths).catch((error) => {
       throw new UserError(`${what}: cannot read its ${image.format} root: ${String(error?.stderr ?? error?.message).trim().split('\n').filter(Boolean).pop()}`);
     });
-    const modulesDir = modules.find((p) => existsSync(join(root, p, 'modules.dep')));
-    if (!modulesDir) throw new Error(`unpack: the base has no modules for its kernel ${kver}`);
+    const baseFiles = await listRoot(image);
+    // Merged-/usr systems keep these under usr/, older ones at the top.
+    const listed = new Set(baseFiles);
+    const modulesDir = [`usr/lib/modules/${kver}`, `lib/modules/${kver}`].find((p) => listed.has(`${p}/modules.dep`));
+    if (!modulesDir) throw new UserError(`${what}: no modules for its kernel ${kver} (lib/modules/${kver}/modules.dep)`);
+    const busyboxes = ['usr/bin/busybox', 'bin/busybox'].filter((p) => listed.has(p));
+    const status = 'var/lib/dpkg/status';
+    const indexes = baseFiles.filter((p) => p.startsWith(`${modulesDir}/modules.`));
+    // minirt (the default base) needs the kernel's drivers; a remaster needs only the indexes
+    // (the modules stage writes the new ones from their text), the modules its initrd gets, and
+    // one module to read the kernel's vermagic from: not the ~400 MB tree.
+    const whole = !info.remaster || !['modules.dep', 'modules.alias', 'modules.symbols'].every((n) => listed.has(`${modulesDir}/${n}`));
+    const keepBaseModules = !ctx.options.site.kernel;
+    await extract([...(whole && keepBaseModules ? [modulesDir] : indexes), ...busyboxes, ...(info.remaster && listed.has(status) ? [status] : [])]);
+    if (!whole && keepBaseModules) {
+      const index = await readModuleIndex(join(root, modulesDir));
+      const { files } = moduleClosure(index, ctx.options.site.initrdModules);
+      await extract([...new Set([vermagicSample(index), ...files])].map((f) => `${modulesDir}/${f}`));
+    }
+    if (whole && info.remaster && keepBaseModules && !existsSync(join(root, modulesDir, 'modules.alias'))) {
+      // A base without depmod's text indexes: make them, the modules stage writes from them.
+      await run('depmod', ['-b', join(root, dirname(dirname(dirname(modulesDir)))), kver]);
+    }
     const busybox = busyboxes.find((p) => isStaticElf(join(root, p)));
     if (!busybox) throw new Error('unpack: the base has no static busybox (Debian package busybox-static)');
     const imageModulesDir = dirname(modulesDir);
@@ -90,7 +111,6 @@ export const unpack: Stage<BuildOptions> = {
     };
     if (ctx.options.site.kernel) {
       const swap = await replacementKernel(resolve(ctx.options.siteDir, ctx.options.site.kernel), ctx.out);
-      await rm(join(root, modulesDir), { recursive: true, force: true });
       ctx.log(`kernel ${swap.kver} from the site's package replaces the base's ${kver}`);
       result = { ...result, kernelVersion: swap.kver, kernel: swap.kernel, modulesDir: swap.modulesDir };
     } else {
@@ -101,7 +121,7 @@ export const unpack: Stage<BuildOptions> = {
       result.packages = installedPackages(await readFile(join(root, status), 'utf8'));
     }
     // The base's paths, so the manifest can tell a file the layers add from one they replace.
-    await writeFile(join(ctx.out, 'base-files.txt'), `${(await listRoot(image)).join('\n')}\n`);
+    await writeFile(join(ctx.out, 'base-files.txt'), `${baseFiles.join('\n')}\n`);
     await writeFile(join(ctx.out, 'unpack.json'), `${JSON.stringify(result, null, 2)}\n`);
   },
 };

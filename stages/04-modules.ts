@@ -9,7 +9,8 @@ import { kernelHeaders } from '../lib/hostpkg.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import { projectRoot } from '../lib/paths.ts';
 import type { Stage } from '../lib/runner.ts';
-import { modinfo, moduleName, readModuleIndex } from '../iso/modules.ts';
+import { modinfo, moduleName, readModule, readModuleIndex, vermagicSample } from '../iso/modules.ts';
+import { addModules, moduleFacts, textIndexNames, type ModuleFacts, type TextIndexes } from '../iso/kmod-index.ts';
 import type { UnpackInfo } from './02-unpack.ts';
 
 /** Out-of-tree modules the project carries as source, built for the base kernel. */
@@ -50,15 +51,16 @@ export function checkVermagic(file: string, ko: Buffer, kernelVermagic: string, 
 /**
  * Kernel modules for the CD's kernel: ssi_compat built against its headers and the site's
  * prebuilt modules, each checked against its vermagic, placed in lib/modules/<kver>/extra with
- * modules.dep made anew for the whole tree; /etc/openssi/modules lists what loads at boot.
+ * the kernel's module indexes (modules.dep, .alias, .symbols and their .bin) written with them
+ * in; /etc/openssi/modules lists what loads at boot.
  */
 export const modules = {
   name: 'modules',
   summary: "kernel modules: ssi_compat built for the CD's kernel, site modules; vermagic checked",
   after: ['unpack'],
-  tools: ['make', 'gcc', 'depmod', 'strip'],
+  tools: ['make', 'gcc', 'strip'],
   inputs: async (o) => ({
-    files: [fileURLToPath(import.meta.url), sourceDir, fileURLToPath(new URL('../iso/modules.ts', import.meta.url)),
+    files: [fileURLToPath(import.meta.url), sourceDir, fileURLToPath(new URL('../iso/modules.ts', import.meta.url)), fileURLToPath(new URL('../iso/kmod-index.ts', import.meta.url)),
       ...(await siteModuleFiles(o.siteDir, o.site.modules))],
     params: { sourceModules },
   }),
@@ -68,8 +70,7 @@ export const modules = {
     const kver = info.kernelVersion;
     const baseModules = join(unpackDir, info.modulesDir);
     const index = await readModuleIndex(baseModules);
-    const sample = index.paths.get('isofs') ?? [...index.paths.values()][0];
-    const kernelVermagic = modinfo(await readFile(join(baseModules, sample))).get('vermagic') ?? '';
+    const kernelVermagic = modinfo(await readModule(join(baseModules, vermagicSample(index)))).get('vermagic') ?? '';
     const headers = await kernelHeaders(kver, ctx.log);
     const built: string[] = [];
     for (const name of sourceModules) {
@@ -92,6 +93,7 @@ export const modules = {
     }
     await mkdir(extra, { recursive: true });
     const names: string[] = [];
+    const facts: ModuleFacts[] = [];
     for (const file of [...built, ...prebuilt]) {
       const ko = await readFile(file);
       checkVermagic(file, ko, kernelVermagic, kver);
@@ -99,21 +101,18 @@ export const modules = {
       if (names.includes(name)) throw new UserError(`${file}: a module named ${name} is already on the CD`);
       if (index.paths.has(name)) ctx.log(`${name} replaces the base kernel's module of that name`);
       names.push(name);
+      facts.push(moduleFacts(ko, `extra/${basename(file)}`));
       await writeFile(join(extra, basename(file)), ko);
     }
-    // depmod needs the whole tree; hard links make the copy cheap.
-    const scratch = join(ctx.out, 'depmod');
-    await mkdir(join(scratch, 'lib', 'modules'), { recursive: true });
-    await run('cp', ['-al', baseModules, join(scratch, 'lib', 'modules', kver)]);
-    await run('cp', ['-r', extra, join(scratch, 'lib', 'modules', kver)]);
-    await run('depmod', ['-b', scratch, kver]);
-    for (const f of await readdir(join(scratch, 'lib', 'modules', kver))) {
-      if (!f.startsWith('modules.')) continue;
+    // The kernel's indexes with ours added, written from its text indexes: no depmod, no tree.
+    const base = Object.fromEntries(await Promise.all(textIndexNames.map(async (n) =>
+      [n, await readFile(join(baseModules, n), 'latin1').catch(() => '')]))) as unknown as TextIndexes;
+    for (const [f, data] of Object.entries(addModules(base, facts))) {
       // The tree may hard-link unpack's files: replace, never write through a link.
       await rm(join(ctx.out, 'tree', relModules, f), { force: true });
-      await cp(join(scratch, 'lib', 'modules', kver, f), join(ctx.out, 'tree', relModules, f));
+      await writeFile(join(ctx.out, 'tree', relModules, f), data);
     }
-    await run('rm', ['-rf', scratch, join(ctx.out, 'build')]);
+    await rm(join(ctx.out, 'build'), { recursive: true, force: true });
     await mkdir(join(ctx.out, 'tree', 'etc', 'openssi'), { recursive: true });
     await writeFile(join(ctx.out, 'tree', 'etc', 'openssi', 'modules'), `${names.join('\n')}\n`);
     ctx.log(`${names.join(', ')} for ${kver}`);

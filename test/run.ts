@@ -7,7 +7,7 @@ import { projectRoot } from '../lib/paths.ts';
 
 const files = [
   'site.test.ts', 'formats.test.ts', 'runner.test.ts', 'scripts.test.ts',
-  'build.test.ts', 'modules.test.ts', 'kernel.test.ts', 'boot.test.ts', 'remaster.test.ts', 'cluster.test.ts', 'netboot.test.ts', 'repro.test.ts',
+  'build.test.ts', 'modules.test.ts', 'kmod-index.test.ts', 'kernel.test.ts', 'boot.test.ts', 'remaster.test.ts', 'cluster.test.ts', 'netboot.test.ts', 'repro.test.ts',
 ];
 const only = process.argv.slice(2);
 const chosen = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;

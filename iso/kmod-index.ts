@@ -1,0 +1,321 @@
+import { elfSection, elfSymbols } from './elf.ts';
+import { moduleName } from './modules.ts';
+
+/*
+ * kmod's module indexes: the text files depmod writes (modules.dep, .alias, .symbols, .softdep,
+ * .devname) and the binary tries modprobe reads (modules.dep.bin, .alias.bin, .symbols.bin).
+ * Given a kernel's text indexes and a few more modules, `addModules` writes what depmod would
+ * for the tree with those modules added, without the tree: a remaster then needs a few small
+ * files from the base's root instead of its whole modules folder.
+ */
+
+const MAGIC = 0xb007f457;
+const VERSION = 0x00020001;
+const NODE_PREFIX = 0x80000000;
+const NODE_VALUES = 0x40000000;
+const NODE_CHILDS = 0x20000000;
+const NODE_MASK = 0x0fffffff;
+
+export interface IndexValue { priority: number; value: string }
+interface TrieNode { prefix: string; values: IndexValue[]; children: Map<number, TrieNode> }
+
+/** Values of one key stay sorted by priority; an equal one goes before those already there, as in depmod. */
+function addValue(values: IndexValue[], value: string, priority: number): void {
+  const at = values.findIndex((v) => v.priority >= priority);
+  values.splice(at < 0 ? values.length : at, 0, { priority, value });
+}
+
+function checkAscii(text: string, what: string): void {
+  // eslint-disable-next-line no-control-regex
+  if (/[^\x01-\x7f]/.test(text)) throw new Error(`module index: ${what} ${JSON.stringify(text)}: only 7-bit ASCII is allowed`);
+}
+
+/** The trie of kmod's index format (a radix tree, one child slot per character), built like depmod's. */
+export class IndexWriter {
+  private root: TrieNode = { prefix: '', values: [], children: new Map() };
+
+  insert(key: string, value: string, priority: number): void {
+    checkAscii(key, 'key');
+    checkAscii(value, 'value');
+    let node = this.root;
+    let i = 0;
+    for (;;) {
+      let j = 0;
+      for (; j < node.prefix.length; j++) {
+        if (node.prefix.charCodeAt(j) === key.charCodeAt(i + j)) continue;
+        // The key leaves the node's prefix here: split it, the rest becomes the only child.
+        const child: TrieNode = { prefix: node.prefix.slice(j + 1), values: node.values, children: node.children };
+        node.children = new Map([[node.prefix.charCodeAt(j), child]]);
+        node.values = [];
+        node.prefix = node.prefix.slice(0, j);
+        break;
+      }
+      i += j;
+      if (i === key.length) return addValue(node.values, value, priority);
+      const ch = key.charCodeAt(i);
+      const next = node.children.get(ch);
+      if (!next) {
+        node.children.set(ch, { prefix: key.slice(i + 1), values: [{ priority, value }], children: new Map() });
+        return;
+      }
+      node = next;
+      i += 1;
+    }
+  }
+
+  /** The index file: header, then the nodes children first (post-order), as depmod writes it. */
+  toBuffer(): Buffer {
+    const chunks: Buffer[] = [];
+    let offset = 12;
+    const emit = (b: Buffer) => {
+      chunks.push(b);
+      offset += b.length;
+    };
+    const write = (node: TrieNode): number => {
+      const codes = [...node.children.keys()];
+      const first = codes.length ? Math.min(...codes) : 0;
+      const last = codes.length ? Math.max(...codes) : -1;
+      const childOffsets: number[] = [];
+      for (let c = first; c <= last; c++) {
+        const child = node.children.get(c);
+        childOffsets.push(child ? write(child) : 0);
+      }
+      let at = offset;
+      if (node.prefix) {
+        emit(Buffer.from(`${node.prefix}\0`, 'latin1'));
+        at |= NODE_PREFIX;
+      }
+      if (childOffsets.length) {
+        const b = Buffer.alloc(2 + 4 * childOffsets.length);
+        b[0] = first;
+        b[1] = last;
+        childOffsets.forEach((o, k) => b.writeUInt32BE(o >>> 0, 2 + 4 * k));
+        emit(b);
+        at |= NODE_CHILDS;
+      }
+      if (node.values.length) {
+        const count = Buffer.alloc(4);
+        count.writeUInt32BE(node.values.length);
+        emit(count);
+        for (const v of node.values) {
+          const b = Buffer.alloc(4 + v.value.length + 1);
+          b.writeUInt32BE(v.priority >>> 0);
+          b.write(v.value, 4, 'latin1');
+          emit(b);
+        }
+        at |= NODE_VALUES;
+      }
+      return at >>> 0;
+    };
+    const rootOffset = write(this.root);
+    const header = Buffer.alloc(12);
+    header.writeUInt32BE(MAGIC, 0);
+    header.writeUInt32BE(VERSION, 4);
+    header.writeUInt32BE(rootOffset, 8);
+    return Buffer.concat([header, ...chunks]);
+  }
+}
+
+/** Every key of an index file with its values, in key order. */
+export function readIndex(data: Buffer, what = 'module index'): Map<string, IndexValue[]> {
+  if (data.length < 12 || data.readUInt32BE(0) !== MAGIC) throw new Error(`${what}: not a kmod index (bad magic)`);
+  if (data.readUInt32BE(4) >>> 16 !== VERSION >>> 16) throw new Error(`${what}: kmod index version ${data.readUInt32BE(4).toString(16)} is not 2.x`);
+  const out = new Map<string, IndexValue[]>();
+  const cstring = (at: number) => {
+    const end = data.indexOf(0, at);
+    if (end < 0) throw new Error(`${what}: string at ${at} runs past the end`);
+    return { text: data.toString('latin1', at, end), next: end + 1 };
+  };
+  const visit = (ref: number, key: string) => {
+    let at = ref & NODE_MASK;
+    if (at < 12 || at >= data.length) throw new Error(`${what}: node offset ${at} outside the file`);
+    if (ref & NODE_PREFIX) {
+      const s = cstring(at);
+      key += s.text;
+      at = s.next;
+    }
+    const children: [number, number][] = [];
+    if (ref & NODE_CHILDS) {
+      const first = data[at];
+      const last = data[at + 1];
+      for (let c = first; c <= last; c++) children.push([c, data.readUInt32BE(at + 2 + 4 * (c - first))]);
+      at += 2 + 4 * (last - first + 1);
+    }
+    if (ref & NODE_VALUES) {
+      const count = data.readUInt32BE(at);
+      at += 4;
+      const values: IndexValue[] = [];
+      for (let k = 0; k < count; k++) {
+        const priority = data.readUInt32BE(at);
+        const s = cstring(at + 4);
+        values.push({ priority, value: s.text });
+        at = s.next;
+      }
+      out.set(key, values);
+    }
+    for (const [c, child] of children) if (child) visit(child, key + String.fromCharCode(c));
+  };
+  visit(data.readUInt32BE(8), '');
+  return out;
+}
+
+/** What depmod reads from a module file. */
+export interface ModuleFacts {
+  /** Path relative to lib/modules/<kver>, as modules.dep names it. */
+  path: string;
+  name: string;
+  /** .modinfo's alias= and softdep= values, in the file's order. */
+  aliases: string[];
+  softdeps: string[];
+  /** Symbols it exports, and symbols it leaves undefined (others must provide them). */
+  exports: string[];
+  needs: string[];
+}
+
+/** Reads a (not compressed) .ko the way depmod does. */
+export function moduleFacts(ko: Buffer, path: string): ModuleFacts {
+  const modinfo = elfSection(ko, '.modinfo');
+  if (!modinfo) throw new Error(`${path}: not a kernel module (no .modinfo section)`);
+  const fields = modinfo.toString('latin1').split('\0').filter(Boolean).map((item) => {
+    const eq = item.indexOf('=');
+    return eq < 0 ? [item, ''] : [item.slice(0, eq), item.slice(eq + 1)];
+  });
+  const symbols = elfSymbols(ko);
+  const strings = elfSection(ko, '__ksymtab_strings');
+  const exports = strings
+    ? strings.toString('latin1').split('\0').filter(Boolean)
+    : symbols.filter((s) => s.defined && s.name.startsWith('__ksymtab_')).map((s) => s.name.slice('__ksymtab_'.length));
+  return {
+    path,
+    name: moduleName(path),
+    aliases: fields.filter(([k]) => k === 'alias').map(([, v]) => v),
+    softdeps: fields.filter(([k]) => k === 'softdep').map(([, v]) => v),
+    exports,
+    needs: [...new Set(symbols.filter((s) => !s.defined && s.name).map((s) => s.name))],
+  };
+}
+
+/** depmod's alias keys: '-' read as '_' except inside [...] (a character class); undefined if unbalanced. */
+function aliasKey(alias: string): string | undefined {
+  let out = '';
+  for (let i = 0; i < alias.length; i++) {
+    const c = alias[i];
+    if (c === ']') return undefined;
+    if (c === '[') {
+      const end = alias.indexOf(']', i);
+      if (end < 0) return undefined;
+      out += alias.slice(i, end + 1);
+      i = end;
+    } else out += c === '-' ? '_' : c;
+  }
+  return out;
+}
+
+const lines = (text: string) => text.split('\n').filter((l) => l && !l.startsWith('#'));
+const headerOf = (text: string) => text.split('\n').filter((l) => l.startsWith('#')).map((l) => `${l}\n`).join('');
+
+export interface TextIndexes {
+  'modules.dep': string;
+  'modules.alias': string;
+  'modules.symbols': string;
+  'modules.softdep': string;
+  'modules.devname': string;
+}
+export const textIndexNames: (keyof TextIndexes)[] = ['modules.dep', 'modules.alias', 'modules.symbols', 'modules.softdep', 'modules.devname'];
+
+/**
+ * The indexes depmod would write for a kernel's modules plus `added` (after all of the kernel's
+ * own, in the order given; one named like a kernel module replaces it). Text files keep the
+ * kernel's lines as they are and append the new ones; the .bin files are written from them.
+ */
+export function addModules(base: TextIndexes, added: ModuleFacts[]): Record<string, Buffer> {
+  const replaced = new Set(added.map((m) => m.name));
+  const all = lines(base['modules.dep']).map((l) => {
+    const colon = l.indexOf(':');
+    return { path: l.slice(0, colon), deps: l.slice(colon + 1).trim().split(/\s+/).filter(Boolean) };
+  });
+  // A kernel module an added one replaces: its users now need the added one's file.
+  const newPath = new Map(all.filter((d) => replaced.has(moduleName(d.path)))
+    .map((d) => [d.path, added.find((m) => m.name === moduleName(d.path))!.path]));
+  const depLines = all.filter((d) => !newPath.has(d.path)).map((d) => ({ path: d.path, deps: d.deps.map((p) => newPath.get(p) ?? p) }));
+  const pathOf = new Map(depLines.map((d) => [moduleName(d.path), d.path]));
+  const depsOf = new Map(depLines.map((d) => [d.path, d.deps]));
+  const keep = (l: string, nameAt: (parts: string[]) => string) => !replaced.has(nameAt(l.split(/\s+/)));
+  const aliasLines = lines(base['modules.alias']).filter((l) => keep(l, (p) => p[2]));
+  const symbolLines = lines(base['modules.symbols']).filter((l) => keep(l, (p) => p[2]));
+  const softdepLines = lines(base['modules.softdep']).filter((l) => keep(l, (p) => p[1]));
+  const devnameLines = lines(base['modules.devname']).filter((l) => keep(l, (p) => p[0]));
+  const owner = new Map(symbolLines.map((l) => l.split(/\s+/)).map((p) => [p[1].replace(/^symbol:/, ''), p[2]]));
+  for (const m of added) for (const s of m.exports) if (!owner.has(s)) owner.set(s, m.name);
+  for (const m of added) {
+    for (const s of m.exports) if (owner.get(s) === m.name) symbolLines.push(`alias symbol:${s} ${m.name}`);
+    for (const a of m.aliases) aliasLines.push(`alias ${a} ${m.name}`);
+    for (const s of m.softdeps) softdepLines.push(`softdep ${m.name} ${s}`);
+    const devname = m.aliases.find((a) => a.startsWith('devname:'));
+    const major = m.aliases.map((a) => /^(char|block)-major-(\d+)-(\d+)$/.exec(a)).find(Boolean);
+    if (devname && major) devnameLines.push(`${m.name} ${devname.slice('devname:'.length)} ${major[1][0]}${major[2]}:${major[3]}`);
+  }
+  // Each added module's dependencies: the owners of what it needs, and theirs, users before
+  // what they use (modprobe loads the list from its end).
+  for (const m of added) pathOf.set(m.name, m.path);
+  const direct = new Map(added.map((m) => [m.path,
+    [...new Set(m.needs.map((s) => owner.get(s)).filter((o): o is string => Boolean(o) && o !== m.name))].map((o) => pathOf.get(o)!)]));
+  const depsOfAdded = (path: string, visiting = new Set<string>()): string[] => {
+    if (depsOf.has(path)) return depsOf.get(path)!;
+    visiting.add(path);
+    const closure = new Set<string>();
+    for (const d of direct.get(path)!) {
+      closure.add(d);
+      if (!visiting.has(d)) for (const dd of direct.has(d) ? depsOfAdded(d, visiting) : depsOf.get(d) ?? []) closure.add(dd);
+    }
+    closure.delete(path);
+    const deps = usersFirst([...closure], (p) => (direct.has(p) ? direct.get(p)! : depsOf.get(p) ?? []));
+    depsOf.set(path, deps);
+    return deps;
+  };
+  for (const m of added) depLines.push({ path: m.path, deps: depsOfAdded(m.path) });
+  const idx = new Map(depLines.map((d, i) => [moduleName(d.path), i]));
+  const depBin = new IndexWriter();
+  for (const d of depLines) depBin.insert(moduleName(d.path), `${d.path}:${d.deps.map((p) => ` ${p}`).join('')}`, idx.get(moduleName(d.path))!);
+  const aliasBin = new IndexWriter();
+  for (const l of aliasLines) {
+    const [, alias, name] = l.split(/\s+/);
+    const key = aliasKey(alias);
+    if (key !== undefined) aliasBin.insert(key, name, idx.get(name) ?? 0);
+  }
+  const symbolsBin = new IndexWriter();
+  for (const l of symbolLines) {
+    const [, key, name] = l.split(/\s+/);
+    symbolsBin.insert(key, name, idx.get(name) ?? 0);
+  }
+  const text = (name: keyof TextIndexes, body: string[]) => Buffer.from(headerOf(base[name]) + body.map((l) => `${l}\n`).join(''), 'latin1');
+  return {
+    'modules.dep': text('modules.dep', depLines.map((d) => `${d.path}:${d.deps.map((p) => ` ${p}`).join('')}`)),
+    'modules.dep.bin': depBin.toBuffer(),
+    'modules.alias': text('modules.alias', aliasLines),
+    'modules.alias.bin': aliasBin.toBuffer(),
+    'modules.softdep': text('modules.softdep', softdepLines),
+    'modules.symbols': text('modules.symbols', symbolLines),
+    'modules.symbols.bin': symbolsBin.toBuffer(),
+    'modules.devname': text('modules.devname', devnameLines),
+  };
+}
+
+/** The paths ordered so that each comes before every path it depends on; otherwise as given. */
+function usersFirst(paths: string[], depsOf: (path: string) => string[]): string[] {
+  const set = new Set(paths);
+  const users = new Map(paths.map((p) => [p, 0]));
+  for (const p of paths) for (const d of depsOf(p)) if (set.has(d)) users.set(d, users.get(d)! + 1);
+  const ready = paths.filter((p) => users.get(p) === 0);
+  const out: string[] = [];
+  while (ready.length) {
+    const p = ready.shift()!;
+    out.push(p);
+    for (const d of depsOf(p)) {
+      if (!set.has(d)) continue;
+      users.set(d, users.get(d)! - 1);
+      if (users.get(d) === 0) ready.push(d);
+    }
+  }
+  return out.length === paths.length ? out : paths; // a cycle: keep the order given
+}
