@@ -9,7 +9,7 @@ import { publish } from './lib/fsutil.ts';
 import { buildManifest } from './lib/manifest.ts';
 import type { BuildOptions } from './lib/options.ts';
 import { defaultCacheDir, defaultOutPath, defaultSiteDir } from './lib/paths.ts';
-import { pruneCache, runStages } from './lib/runner.ts';
+import { runStages } from './lib/runner.ts';
 import { loadSite } from './lib/site.ts';
 import { stages } from './stages/index.ts';
 import { isoName } from './stages/07-pack.ts';
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
   const options = await parse(process.argv.slice(2));
   const started = performance.now();
   await mkdir(options.cacheDir, { recursive: true });
-  const records = await runStages(stages, options, { cacheDir: options.cacheDir, noCache: options.noCache });
+  const records = await runStages(stages, options, { cacheDir: options.cacheDir, noCache: options.noCache, prune: true });
   const packDir = (records.get('pack') ?? records.get('remaster'))!.dir;
   const iso = join(packDir, isoName);
   const { sha256 } = JSON.parse(await readFile(join(packDir, 'iso.json'), 'utf8'));
@@ -110,7 +110,6 @@ async function main(): Promise<void> {
   } finally {
     await rm(tmpManifest, { force: true });
   }
-  await pruneCache(options.cacheDir, records);
   const seconds = (performance.now() - started) / 1000;
   const summary = {
     iso: options.out, manifest: manifestFile, sha256, bytes: size, seconds: Number(seconds.toFixed(2)),

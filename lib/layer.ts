@@ -10,7 +10,7 @@ export interface LayerFile { path: string; type: 'file' | 'dir' | 'symlink' | 'w
  * in files.json beside it, for the build manifest.
  */
 export async function packLayer(tree: string, outDir: string, epoch: number, hide: string[] = []): Promise<void> {
-  await makeSquashfs(tree, join(outDir, 'layer.squashfs'), { epoch, allRoot: true, compression: ['zstd', 15], whiteouts: hide });
+  await makeSquashfs(tree, join(outDir, 'layer.squashfs'), { epoch, allRoot: true, whiteouts: hide });
   const files: LayerFile[] = [];
   for (const e of await walk(tree)) {
     files.push({

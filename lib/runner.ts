@@ -57,12 +57,13 @@ interface Recorded { key: string; epoch: number }
 export async function runStages<Options>(
   stages: Stage<Options>[],
   options: Options,
-  settings: { cacheDir: string; noCache?: boolean; print?: (line: string) => void },
+  settings: { cacheDir: string; noCache?: boolean; print?: (line: string) => void; prune?: boolean },
 ): Promise<Map<string, StageRecord>> {
   const print = settings.print ?? ((line: string) => process.stderr.write(`${line}\n`));
   const applicable = stages.filter((s) => s.when?.(options) ?? true);
   await requireTools([...new Set(applicable.flatMap((s) => s.tools))]);
   const done = new Map<string, StageRecord>();
+  let pruning: Promise<void> | undefined;
   let index = 0;
   for (const stage of applicable) {
     index += 1;
@@ -96,6 +97,9 @@ export async function runStages<Options>(
       continue;
     }
     print(`${label} running ...      ${stage.summary}`);
+    // Every key this build uses is known once its last stage starts: the stale entries go while
+    // it runs (deleting an old gigabyte ISO takes a noticeable part of a second).
+    if (settings.prune && index === applicable.length) pruning = pruneCache(settings.cacheDir, new Map<string, { key: string }>([...done, [stage.name, { key }]]));
     await mkdir(stageDir, { recursive: true });
     await removeStaleTemporaries(stageDir);
     const tmp = join(stageDir, `.tmp-${key}-${process.pid}`);
@@ -118,12 +122,14 @@ export async function runStages<Options>(
       await rename(tmp, dir);
     } catch (error) {
       await rm(tmp, { recursive: true, force: true }).catch(() => {});
+      await pruning?.catch(() => {});
       throw error;
     }
     const seconds = (performance.now() - started) / 1000;
     print(`${label} built   ${seconds.toFixed(1).padStart(6)} s  ${stage.summary}`);
     done.set(stage.name, { name: stage.name, key, epoch, cached: false, seconds, dir });
   }
+  if (settings.prune) await (pruning ?? pruneCache(settings.cacheDir, done));
   return done;
 }
 
@@ -148,7 +154,7 @@ function isAlive(pid: number): boolean {
 }
 
 /** Keeps the entries this build used and the `keep` most recently used others of each stage. */
-export async function pruneCache(cacheDir: string, used: Map<string, StageRecord>, keep = 2): Promise<void> {
+export async function pruneCache(cacheDir: string, used: Map<string, { key: string }>, keep = 2): Promise<void> {
   const root = join(cacheDir, 'stages');
   if (!existsSync(root)) return;
   for (const stage of await readdir(root)) {

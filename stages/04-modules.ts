@@ -10,7 +10,7 @@ import type { BuildOptions } from '../lib/options.ts';
 import { projectRoot } from '../lib/paths.ts';
 import type { Stage } from '../lib/runner.ts';
 import { modinfo, moduleName, readModule, readModuleIndex, vermagicSample } from '../iso/modules.ts';
-import { addModules, moduleFacts, textIndexNames, type ModuleFacts, type TextIndexes } from '../iso/kmod-index.ts';
+import { kernelIndexes, moduleFacts, textIndexNames, type ModuleFacts, type TextIndexes } from '../iso/kmod-index.ts';
 import type { UnpackInfo } from './02-unpack.ts';
 
 /** Out-of-tree modules the project carries as source, built for the base kernel. */
@@ -72,18 +72,33 @@ export const modules = {
     const index = await readModuleIndex(baseModules);
     const kernelVermagic = modinfo(await readModule(join(baseModules, vermagicSample(index)))).get('vermagic') ?? '';
     const headers = await kernelHeaders(kver, ctx.log);
-    const built: string[] = [];
-    for (const name of sourceModules) {
-      const dir = join(ctx.out, 'build', name);
-      await cp(join(sourceDir, name), dir, { recursive: true });
-      // Build paths differ between clones; keep them out of the module so it is reproducible.
-      await run('make', [`-j${availableParallelism()}`, '-C', headers, `M=${dir}`, `KCFLAGS=-ffile-prefix-map=${dir}=${name}`, 'modules'], {
-        env: { KBUILD_BUILD_TIMESTAMP: new Date(ctx.epoch * 1000).toUTCString(), KBUILD_BUILD_USER: 'openssi-live', KBUILD_BUILD_HOST: 'openssi-live' },
-      });
-      await run('strip', ['--strip-debug', '--remove-section=.BTF', join(dir, `${name}.ko`)]);
-      built.push(join(dir, `${name}.ko`));
-    }
     const prebuilt = await siteModuleFiles(ctx.options.siteDir, ctx.options.site.modules);
+    const compiling = (async () => {
+      const built: string[] = [];
+      for (const name of sourceModules) {
+        const dir = join(ctx.out, 'build', name);
+        await cp(join(sourceDir, name), dir, { recursive: true });
+        // Build paths differ between clones; keep them out of the module so it is reproducible.
+        await run('make', [`-j${availableParallelism()}`, '-C', headers, `M=${dir}`, `KCFLAGS=-ffile-prefix-map=${dir}=${name}`, 'modules'], {
+          env: { KBUILD_BUILD_TIMESTAMP: new Date(ctx.epoch * 1000).toUTCString(), KBUILD_BUILD_USER: 'openssi-live', KBUILD_BUILD_HOST: 'openssi-live' },
+        });
+        await run('strip', ['--strip-debug', '--remove-section=.BTF', join(dir, `${name}.ko`)]);
+        built.push(join(dir, `${name}.ko`));
+      }
+      return built;
+    })();
+    // While the compiler runs: the kernel's own indexes, with our modules' places kept.
+    let indexes;
+    try {
+      const base = Object.fromEntries(await Promise.all(textIndexNames.map(async (n) =>
+        [n, await readFile(join(baseModules, n), 'latin1').catch(() => '')]))) as unknown as TextIndexes;
+      indexes = kernelIndexes(base, [...sourceModules.map((n) => `${n}.ko`), ...prebuilt.map((f) => basename(f))]
+        .map((file) => ({ name: moduleName(file), path: `extra/${file}` })));
+    } catch (error) {
+      await compiling.catch(() => {});
+      throw error;
+    }
+    const built = await compiling;
     const relModules = join(info.imageModulesDir, kver);
     const extra = join(ctx.out, 'tree', relModules, 'extra');
     if (kver !== info.baseKernelVersion) {
@@ -105,9 +120,7 @@ export const modules = {
       await writeFile(join(extra, basename(file)), ko);
     }
     // The kernel's indexes with ours added, written from its text indexes: no depmod, no tree.
-    const base = Object.fromEntries(await Promise.all(textIndexNames.map(async (n) =>
-      [n, await readFile(join(baseModules, n), 'latin1').catch(() => '')]))) as unknown as TextIndexes;
-    for (const [f, data] of Object.entries(addModules(base, facts))) {
+    for (const [f, data] of Object.entries(indexes.add(facts))) {
       // The tree may hard-link unpack's files: replace, never write through a link.
       await rm(join(ctx.out, 'tree', relModules, f), { force: true });
       await writeFile(join(ctx.out, 'tree', relModules, f), data);

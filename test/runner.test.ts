@@ -53,6 +53,29 @@ test('a stage reruns only when its inputs or an upstream stage change', async ()
   assert.equal(calls, ['first', 'second'], '--no-cache reruns everything');
 });
 
+test('pruning keeps what the build used and the two most recently used others of each stage', async () => {
+  const cache = await mkdtemp(join(tmpdir(), 'cache-'));
+  const input = join(cache, '..', `${cache.split('/').pop()}-input`);
+  const keys: string[][] = [];
+  for (const value of ['a', 'b', 'c', 'd', 'e']) {
+    await writeFile(input, value);
+    const r = await runStages([first, second], { input }, { cacheDir: cache, prune: true, ...quiet });
+    keys.push([r.get('first')!.key, r.get('second')!.key]);
+    // Pruned while the last stage ran: what it read from the first is still there.
+    assert.is(await readFile(join(r.get('second')!.dir, 'value'), 'utf8'), `${value}!`);
+    await new Promise((resolve) => setTimeout(resolve, 20)); // distinct "last used" times
+  }
+  for (const [i, name] of ['first', 'second'].entries()) {
+    assert.equal((await readdir(join(cache, 'stages', name))).sort(), keys.slice(2).map((k) => k[i]).sort(), name);
+  }
+  // Reusing an old entry marks it used: it outlives newer ones.
+  await writeFile(input, 'c');
+  await runStages([first, second], { input }, { cacheDir: cache, prune: true, ...quiet });
+  await writeFile(input, 'f');
+  const r = await runStages([first, second], { input }, { cacheDir: cache, prune: true, ...quiet });
+  assert.equal((await readdir(join(cache, 'stages', 'first'))).sort(), [keys[2][0], keys[4][0], r.get('first')!.key].sort());
+});
+
 test('a failing stage leaves no output and no temporary behind', async () => {
   const cache = await mkdtemp(join(tmpdir(), 'cache-'));
   const input = join(cache, 'in');
