@@ -65,16 +65,30 @@ export class IndexWriter {
 
   /** The index file: header, then the nodes children first (post-order), as depmod writes it. */
   toBuffer(): Buffer {
-    const chunks: Buffer[] = [];
+    let out = Buffer.alloc(1 << 20);
     let offset = 12;
-    const emit = (b: Buffer) => {
-      chunks.push(b);
-      offset += b.length;
+    const room = (n: number) => {
+      if (offset + n <= out.length) return;
+      const bigger = Buffer.alloc(Math.max(out.length * 2, offset + n));
+      out.copy(bigger, 0, 0, offset);
+      out = bigger;
+    };
+    const string = (text: string) => {
+      room(text.length + 1);
+      offset += out.write(text, offset, 'latin1');
+      out[offset++] = 0;
+    };
+    const u32 = (n: number) => {
+      room(4);
+      offset = out.writeUInt32BE(n >>> 0, offset);
     };
     const write = (node: TrieNode): number => {
-      const codes = [...node.children.keys()];
-      const first = codes.length ? Math.min(...codes) : 0;
-      const last = codes.length ? Math.max(...codes) : -1;
+      let first = 128;
+      let last = -1;
+      for (const c of node.children.keys()) {
+        if (c < first) first = c;
+        if (c > last) last = c;
+      }
       const childOffsets: number[] = [];
       for (let c = first; c <= last; c++) {
         const child = node.children.get(c);
@@ -82,37 +96,31 @@ export class IndexWriter {
       }
       let at = offset;
       if (node.prefix) {
-        emit(Buffer.from(`${node.prefix}\0`, 'latin1'));
+        string(node.prefix);
         at |= NODE_PREFIX;
       }
       if (childOffsets.length) {
-        const b = Buffer.alloc(2 + 4 * childOffsets.length);
-        b[0] = first;
-        b[1] = last;
-        childOffsets.forEach((o, k) => b.writeUInt32BE(o >>> 0, 2 + 4 * k));
-        emit(b);
+        room(2);
+        out[offset++] = first;
+        out[offset++] = last;
+        childOffsets.forEach(u32);
         at |= NODE_CHILDS;
       }
       if (node.values.length) {
-        const count = Buffer.alloc(4);
-        count.writeUInt32BE(node.values.length);
-        emit(count);
+        u32(node.values.length);
         for (const v of node.values) {
-          const b = Buffer.alloc(4 + v.value.length + 1);
-          b.writeUInt32BE(v.priority >>> 0);
-          b.write(v.value, 4, 'latin1');
-          emit(b);
+          u32(v.priority);
+          string(v.value);
         }
         at |= NODE_VALUES;
       }
       return at >>> 0;
     };
     const rootOffset = write(this.root);
-    const header = Buffer.alloc(12);
-    header.writeUInt32BE(MAGIC, 0);
-    header.writeUInt32BE(VERSION, 4);
-    header.writeUInt32BE(rootOffset, 8);
-    return Buffer.concat([header, ...chunks]);
+    out.writeUInt32BE(MAGIC, 0);
+    out.writeUInt32BE(VERSION, 4);
+    out.writeUInt32BE(rootOffset, 8);
+    return out.subarray(0, offset);
   }
 }
 
