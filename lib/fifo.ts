@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -11,14 +11,16 @@ const slots = 16;
 // fresh file's page cache ran 8 times slower than the same MiB in 32 KiB writes.
 const writeBytes = 32 << 10;
 
-// Runs in a worker: reads the FIFO into a ring of shared 1 MiB slots and hands each over by
-// number. A pipe holds 64 KiB, so a reader that also hashed and wrote would stall the writer at
-// every chunk; this one only copies. The ring is reused, so no fresh memory per chunk.
+// Runs in a worker: reads the FIFO into a ring of shared 1 MiB slots, writes each to the file,
+// and hands it over by number to be hashed. A pipe holds 64 KiB, so a reader that also hashed
+// would stall the writer at every chunk; the write here and the hash on the main thread run side
+// by side. The ring is reused, so no fresh memory per chunk.
 const readerSource = `
 const { workerData, parentPort } = require('node:worker_threads');
-const { openSync, readSync, closeSync } = require('node:fs');
-const { fifo, ring, inUse, chunkBytes, slots } = workerData;
+const { openSync, readSync, writeSync, closeSync } = require('node:fs');
+const { fifo, out, ring, inUse, chunkBytes, slots, writeBytes } = workerData;
 const fd = openSync(fifo, 'r');
+const file = openSync(out, 'w');
 for (let slot = 0; ; slot = (slot + 1) % slots) {
   for (let seen; (seen = Atomics.load(inUse, 0)) >= slots;) Atomics.wait(inUse, 0, seen, 100);
   const bytes = new Uint8Array(ring, slot * chunkBytes, chunkBytes);
@@ -29,37 +31,36 @@ for (let slot = 0; ; slot = (slot + 1) % slots) {
     n += got;
   }
   if (n > 0) {
+    for (let off = 0; off < n;) off += writeSync(file, bytes, off, Math.min(writeBytes, n - off));
     Atomics.add(inUse, 0, 1);
     parentPort.postMessage({ slot, n });
   }
   if (n < chunkBytes) break;
 }
 closeSync(fd);
+closeSync(file);
 parentPort.postMessage(null);
 `;
 
 /**
  * Runs `produce(fifo)`, a program that writes a stream to the FIFO path it is given, and writes
- * that stream to `out` while taking its sha256: hashing and writing on this thread, reading the
- * FIFO on a worker, so the producer, the hash and the write overlap. Returns the sha256.
+ * that stream to `out` while taking its sha256: reading and writing on a worker, hashing on this
+ * thread, so the producer, the write and the hash overlap. Returns the sha256.
  */
 export async function captureHashed(out: string, produce: (fifo: string) => Promise<unknown>): Promise<string> {
   const dir = await mkdtemp(join(dirname(out), '.fifo-'));
   const fifo = join(dir, 'stream');
-  const fd = openSync(out, 'w');
   const hash = createHash('sha256');
   try {
     await run('mkfifo', [fifo]);
     const ring = new SharedArrayBuffer(chunkBytes * slots);
     const inUse = new Int32Array(new SharedArrayBuffer(4));
-    const worker = new Worker(readerSource, { eval: true, workerData: { fifo, ring, inUse, chunkBytes, slots } });
+    const worker = new Worker(readerSource, { eval: true, workerData: { fifo, out, ring, inUse, chunkBytes, slots, writeBytes } });
     const drained = new Promise<void>((resolve, reject) => {
       worker.on('message', (m: { slot: number; n: number } | null) => {
         if (m === null) return resolve();
         try {
-          const chunk = Buffer.from(ring, m.slot * chunkBytes, m.n);
-          hash.update(chunk);
-          for (let off = 0; off < m.n;) off += writeSync(fd, chunk, off, Math.min(writeBytes, m.n - off));
+          hash.update(Buffer.from(ring, m.slot * chunkBytes, m.n));
         } catch (error) {
           reject(error);
           void worker.terminate();
@@ -99,7 +100,6 @@ export async function captureHashed(out: string, produce: (fifo: string) => Prom
     await rm(out, { force: true }); // no partial output
     throw error;
   } finally {
-    closeSync(fd);
     await rm(dir, { recursive: true, force: true });
   }
 }
