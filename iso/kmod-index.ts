@@ -231,32 +231,27 @@ export interface TextIndexes {
 }
 export const textIndexNames: (keyof TextIndexes)[] = ['modules.dep', 'modules.alias', 'modules.symbols', 'modules.softdep', 'modules.devname'];
 
-/** A module to be added, known before its file is: its name, and its path in modules.dep. */
-export interface PlannedModule { name: string; path: string }
-
 /**
- * The indexes depmod would write for a kernel's modules plus some more (after all of the
- * kernel's own, in the order given; one named like a kernel module replaces it). Text files keep
- * the kernel's lines as they are and append the new ones; the .bin files are written from them.
- * In two steps, so the kernel's part (most of the work) can be done while the added modules are
- * still being compiled: `kernelIndexes(base, planned)`, then `.add(facts)`.
+ * The indexes depmod would write for a kernel's modules plus `added` (after all of the kernel's
+ * own, in the order given; one named like a kernel module replaces it). Text files keep the
+ * kernel's lines as they are and append the new ones; the .bin files are written from them.
  */
-export function kernelIndexes(base: TextIndexes, planned: PlannedModule[]): { add(added: ModuleFacts[]): Record<string, Buffer> } {
-  const replaced = new Set(planned.map((m) => m.name));
+export function addModules(base: TextIndexes, added: ModuleFacts[]): Record<string, Buffer> {
+  const replaced = new Set(added.map((m) => m.name));
   const all = lines(base['modules.dep']).map((l) => {
     const colon = l.indexOf(':');
     return { path: l.slice(0, colon), deps: l.slice(colon + 1).trim().split(/\s+/).filter(Boolean) };
   });
   // A kernel module an added one replaces: its users now need the added one's file.
   const newPath = new Map(all.filter((d) => replaced.has(moduleName(d.path)))
-    .map((d) => [d.path, planned.find((m) => m.name === moduleName(d.path))!.path]));
+    .map((d) => [d.path, added.find((m) => m.name === moduleName(d.path))!.path]));
   const depLines = all.filter((d) => !newPath.has(d.path)).map((d) => ({ path: d.path, deps: d.deps.map((p) => newPath.get(p) ?? p) }));
   const keep = (l: string, nameAt: (parts: string[]) => string) => !replaced.has(nameAt(l.split(/\s+/)));
   const aliasLines = lines(base['modules.alias']).filter((l) => keep(l, (p) => p[2]));
   const symbolLines = lines(base['modules.symbols']).filter((l) => keep(l, (p) => p[2]));
   const softdepLines = lines(base['modules.softdep']).filter((l) => keep(l, (p) => p[1]));
   const devnameLines = lines(base['modules.devname']).filter((l) => keep(l, (p) => p[0]));
-  const idx = new Map([...depLines.map((d) => moduleName(d.path)), ...planned.map((m) => m.name)].map((name, i) => [name, i]));
+  const idx = new Map([...depLines.map((d) => moduleName(d.path)), ...added.map((m) => m.name)].map((name, i) => [name, i]));
   const depLine = (d: { path: string; deps: string[] }) => `${d.path}:${d.deps.map((p) => ` ${p}`).join('')}`;
   const depBin = new IndexWriter();
   const aliasBin = new IndexWriter();
@@ -274,64 +269,51 @@ export function kernelIndexes(base: TextIndexes, planned: PlannedModule[]): { ad
   aliasLines.forEach(insertAlias);
   symbolLines.forEach(insertSymbol);
   const owner = new Map(symbolLines.map((l) => l.split(/\s+/)).map((p) => [p[1].replace(/^symbol:/, ''), p[2]]));
-  const pathOf = new Map([...depLines.map((d): [string, string] => [moduleName(d.path), d.path]), ...planned.map((m): [string, string] => [m.name, m.path])]);
+  const pathOf = new Map([...depLines.map((d): [string, string] => [moduleName(d.path), d.path]), ...added.map((m): [string, string] => [m.name, m.path])]);
   const depsOf = new Map(depLines.map((d) => [d.path, d.deps]));
 
-  return {
-    add(added) {
-      const names = added.map((m) => `${m.name} ${m.path}`);
-      if (names.join('\n') !== planned.map((m) => `${m.name} ${m.path}`).join('\n')) {
-        throw new Error(`module index: added ${names.join(', ')}, planned ${planned.map((m) => `${m.name} ${m.path}`).join(', ')}`);
-      }
-      const newLines = { alias: [] as string[], symbols: [] as string[], softdep: [] as string[], devname: [] as string[] };
-      for (const m of added) for (const s of m.exports) if (!owner.has(s)) owner.set(s, m.name);
-      for (const m of added) {
-        for (const s of m.exports) if (owner.get(s) === m.name) newLines.symbols.push(`alias symbol:${s} ${m.name}`);
-        for (const a of m.aliases) newLines.alias.push(`alias ${a} ${m.name}`);
-        for (const s of m.softdeps) newLines.softdep.push(`softdep ${m.name} ${s}`);
-        const devname = m.aliases.find((a) => a.startsWith('devname:'));
-        const major = m.aliases.map((a) => /^(char|block)-major-(\d+)-(\d+)$/.exec(a)).find(Boolean);
-        if (devname && major) newLines.devname.push(`${m.name} ${devname.slice('devname:'.length)} ${major[1][0]}${major[2]}:${major[3]}`);
-      }
-      // Each added module's dependencies: the owners of what it needs, and theirs, users before
-      // what they use (modprobe loads the list from its end).
-      const direct = new Map(added.map((m) => [m.path,
-        [...new Set(m.needs.map((s) => owner.get(s)).filter((o): o is string => Boolean(o) && o !== m.name))].map((o) => pathOf.get(o)!)]));
-      const depsOfAdded = (path: string, visiting = new Set<string>()): string[] => {
-        if (depsOf.has(path)) return depsOf.get(path)!;
-        visiting.add(path);
-        const closure = new Set<string>();
-        for (const d of direct.get(path)!) {
-          closure.add(d);
-          if (!visiting.has(d)) for (const dd of direct.has(d) ? depsOfAdded(d, visiting) : depsOf.get(d) ?? []) closure.add(dd);
-        }
-        closure.delete(path);
-        const deps = usersFirst([...closure], (p) => (direct.has(p) ? direct.get(p)! : depsOf.get(p) ?? []));
-        depsOf.set(path, deps);
-        return deps;
-      };
-      const newDeps = added.map((m) => ({ path: m.path, deps: depsOfAdded(m.path) }));
-      for (const d of newDeps) depBin.insert(moduleName(d.path), depLine(d), idx.get(moduleName(d.path))!);
-      newLines.alias.forEach(insertAlias);
-      newLines.symbols.forEach(insertSymbol);
-      const text = (name: keyof TextIndexes, body: string[]) => Buffer.from(headerOf(base[name]) + body.map((l) => `${l}\n`).join(''), 'latin1');
-      return {
-        'modules.dep': text('modules.dep', [...depLines, ...newDeps].map(depLine)),
-        'modules.dep.bin': depBin.toBuffer(),
-        'modules.alias': text('modules.alias', [...aliasLines, ...newLines.alias]),
-        'modules.alias.bin': aliasBin.toBuffer(),
-        'modules.softdep': text('modules.softdep', [...softdepLines, ...newLines.softdep]),
-        'modules.symbols': text('modules.symbols', [...symbolLines, ...newLines.symbols]),
-        'modules.symbols.bin': symbolsBin.toBuffer(),
-        'modules.devname': text('modules.devname', [...devnameLines, ...newLines.devname]),
-      };
-    },
+  const newLines = { alias: [] as string[], symbols: [] as string[], softdep: [] as string[], devname: [] as string[] };
+  for (const m of added) for (const s of m.exports) if (!owner.has(s)) owner.set(s, m.name);
+  for (const m of added) {
+    for (const s of m.exports) if (owner.get(s) === m.name) newLines.symbols.push(`alias symbol:${s} ${m.name}`);
+    for (const a of m.aliases) newLines.alias.push(`alias ${a} ${m.name}`);
+    for (const s of m.softdeps) newLines.softdep.push(`softdep ${m.name} ${s}`);
+    const devname = m.aliases.find((a) => a.startsWith('devname:'));
+    const major = m.aliases.map((a) => /^(char|block)-major-(\d+)-(\d+)$/.exec(a)).find(Boolean);
+    if (devname && major) newLines.devname.push(`${m.name} ${devname.slice('devname:'.length)} ${major[1][0]}${major[2]}:${major[3]}`);
+  }
+  // Each added module's dependencies: the owners of what it needs, and theirs, users before
+  // what they use (modprobe loads the list from its end).
+  const direct = new Map(added.map((m) => [m.path,
+    [...new Set(m.needs.map((s) => owner.get(s)).filter((o): o is string => Boolean(o) && o !== m.name))].map((o) => pathOf.get(o)!)]));
+  const depsOfAdded = (path: string, visiting = new Set<string>()): string[] => {
+    if (depsOf.has(path)) return depsOf.get(path)!;
+    visiting.add(path);
+    const closure = new Set<string>();
+    for (const d of direct.get(path)!) {
+      closure.add(d);
+      if (!visiting.has(d)) for (const dd of direct.has(d) ? depsOfAdded(d, visiting) : depsOf.get(d) ?? []) closure.add(dd);
+    }
+    closure.delete(path);
+    const deps = usersFirst([...closure], (p) => (direct.has(p) ? direct.get(p)! : depsOf.get(p) ?? []));
+    depsOf.set(path, deps);
+    return deps;
   };
-}
-
-/** kernelIndexes in one step. */
-export function addModules(base: TextIndexes, added: ModuleFacts[]): Record<string, Buffer> {
-  return kernelIndexes(base, added).add(added);
+  const newDeps = added.map((m) => ({ path: m.path, deps: depsOfAdded(m.path) }));
+  for (const d of newDeps) depBin.insert(moduleName(d.path), depLine(d), idx.get(moduleName(d.path))!);
+  newLines.alias.forEach(insertAlias);
+  newLines.symbols.forEach(insertSymbol);
+  const text = (name: keyof TextIndexes, body: string[]) => Buffer.from(headerOf(base[name]) + body.map((l) => `${l}\n`).join(''), 'latin1');
+  return {
+    'modules.dep': text('modules.dep', [...depLines, ...newDeps].map(depLine)),
+    'modules.dep.bin': depBin.toBuffer(),
+    'modules.alias': text('modules.alias', [...aliasLines, ...newLines.alias]),
+    'modules.alias.bin': aliasBin.toBuffer(),
+    'modules.softdep': text('modules.softdep', [...softdepLines, ...newLines.softdep]),
+    'modules.symbols': text('modules.symbols', [...symbolLines, ...newLines.symbols]),
+    'modules.symbols.bin': symbolsBin.toBuffer(),
+    'modules.devname': text('modules.devname', [...devnameLines, ...newLines.devname]),
+  };
 }
 
 /** The paths ordered so that each comes before every path it depends on; otherwise as given. */

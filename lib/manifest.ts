@@ -5,7 +5,7 @@ import type { StageRecord } from './runner.ts';
 import type { SiteConfig } from './site.ts';
 import type { BaseInfo } from '../stages/01-base.ts';
 import type { UnpackInfo } from '../stages/02-unpack.ts';
-import { layerNames } from '../stages/08-remaster.ts';
+import { layerNames } from '../stages/09-remaster.ts';
 
 /** What went into an ISO: the base, each stage's digest, and every file the layers add or replace. */
 export async function buildManifest(records: Map<string, StageRecord>, site: SiteConfig, iso: { path: string; sha256: string; size: number }, pack: 'layer' | 'flatten' = 'layer') {

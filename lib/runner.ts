@@ -33,7 +33,14 @@ export interface Stage<Options> {
   tools: string[];
   /** Whether the stage applies to this build (default: always); a stage that does not is skipped. */
   when?(options: Options): boolean;
-  inputs(options: Options): StageInputs | Promise<StageInputs>;
+  /** What it reads; `upstream(name)` is the output folder of a stage in `after`, for inputs read from there. */
+  inputs(options: Options, upstream: (stage: string) => string): StageInputs | Promise<StageInputs>;
+  /**
+   * The key is the declared inputs alone, not the upstream stages' keys: the inputs name all the
+   * stage reads from upstream, so builds from other bases reuse its output (a kernel module
+   * compiled for a kernel serves every base with that kernel).
+   */
+  keyedByInputs?: boolean;
   run(ctx: StageContext<Options>): Promise<void>;
 }
 
@@ -50,7 +57,8 @@ interface Recorded { key: string; epoch: number }
 
 /**
  * Runs stages in order. Each stage's output lives in cache/<stage>/<key>, where key digests the
- * stage's declared inputs and its upstream keys; an existing complete folder is reused. A stage
+ * stage's declared inputs and its upstream keys (only the inputs for a stage keyed by them);
+ * an existing complete folder is reused. A stage
  * writes to a temporary folder that is renamed only on success, so an interrupted build leaves
  * the cache as it was.
  */
@@ -68,12 +76,18 @@ export async function runStages<Options>(
   for (const stage of applicable) {
     index += 1;
     const started = performance.now();
-    const declared = await stage.inputs(options);
-    const upstream = stage.after.map((name) => {
+    const upstreamAll = stage.after.map((name) => {
       const rec = done.get(name);
       if (!rec) throw new Error(`stage ${stage.name} runs after ${name}, which has not run`);
       return rec;
     });
+    const upstreamDir = (name: string) => {
+      const rec = upstreamAll.find((u) => u.name === name);
+      if (!rec) throw new Error(`stage ${stage.name} reads ${name} without declaring it in 'after'`);
+      return rec.dir;
+    };
+    const declared = await stage.inputs(options, upstreamDir);
+    const upstream = stage.keyedByInputs ? [] : upstreamAll;
     const fileDigests = await Promise.all(declared.files.map(pathDigest));
     const ownEpoch = await inputsEpoch(declared.files);
     const epoch = Math.max(ownEpoch, ...upstream.map((u) => u.epoch));

@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readFile, writeFile, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { modinfo } from '../iso/modules.ts';
-import { checkVermagic } from '../stages/04-modules.ts';
+import { checkVermagic } from '../stages/05-modules.ts';
 import { defaultOutPath, defaultSiteDir } from '../lib/paths.ts';
 import { buildCli, leftovers } from './helpers.ts';
 

@@ -1,21 +1,15 @@
 import { existsSync } from 'node:fs';
-import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../lib/errors.ts';
 import { run } from '../lib/exec.ts';
-import { kernelHeaders } from '../lib/hostpkg.ts';
 import type { BuildOptions } from '../lib/options.ts';
-import { projectRoot } from '../lib/paths.ts';
 import type { Stage } from '../lib/runner.ts';
 import { modinfo, moduleName, readModule, readModuleIndex, vermagicSample } from '../iso/modules.ts';
-import { kernelIndexes, moduleFacts, textIndexNames, type ModuleFacts, type TextIndexes } from '../iso/kmod-index.ts';
+import { addModules, moduleFacts, textIndexNames, type ModuleFacts, type TextIndexes } from '../iso/kmod-index.ts';
 import type { UnpackInfo } from './02-unpack.ts';
-
-/** Out-of-tree modules the project carries as source, built for the base kernel. */
-const sourceModules = ['ssi_compat'];
-const sourceDir = join(projectRoot, 'modules');
+import { sourceModules } from './04-kbuild.ts';
 
 /** The site's prebuilt modules: each .ko named, and every .ko in each folder named. */
 export async function siteModuleFiles(siteDir: string, paths: string[]): Promise<string[]> {
@@ -49,20 +43,19 @@ export function checkVermagic(file: string, ko: Buffer, kernelVermagic: string, 
 }
 
 /**
- * Kernel modules for the CD's kernel: ssi_compat built against its headers and the site's
- * prebuilt modules, each checked against its vermagic, placed in lib/modules/<kver>/extra with
+ * Kernel modules for the CD's kernel: ssi_compat from the kbuild stage and the site's prebuilt
+ * modules, each checked against its vermagic, placed in lib/modules/<kver>/extra with
  * the kernel's module indexes (modules.dep, .alias, .symbols and their .bin) written with them
  * in; /etc/openssi/modules lists what loads at boot.
  */
 export const modules = {
   name: 'modules',
-  summary: "kernel modules: ssi_compat built for the CD's kernel, site modules; vermagic checked",
-  after: ['unpack'],
-  tools: ['make', 'gcc', 'strip'],
+  summary: "kernel modules on the CD: ssi_compat and the site's, vermagic checked, the kernel's indexes with them in",
+  after: ['unpack', 'kbuild'],
+  tools: [],
   inputs: async (o) => ({
-    files: [fileURLToPath(import.meta.url), sourceDir, fileURLToPath(new URL('../iso/modules.ts', import.meta.url)), fileURLToPath(new URL('../iso/kmod-index.ts', import.meta.url)),
+    files: [fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/modules.ts', import.meta.url)), fileURLToPath(new URL('../iso/kmod-index.ts', import.meta.url)),
       ...(await siteModuleFiles(o.siteDir, o.site.modules))],
-    params: { sourceModules },
   }),
   async run(ctx) {
     const unpackDir = ctx.from('unpack');
@@ -71,34 +64,10 @@ export const modules = {
     const baseModules = join(unpackDir, info.modulesDir);
     const index = await readModuleIndex(baseModules);
     const kernelVermagic = modinfo(await readModule(join(baseModules, vermagicSample(index)))).get('vermagic') ?? '';
-    const headers = await kernelHeaders(kver, ctx.log);
     const prebuilt = await siteModuleFiles(ctx.options.siteDir, ctx.options.site.modules);
-    const compiling = (async () => {
-      const built: string[] = [];
-      for (const name of sourceModules) {
-        const dir = join(ctx.out, 'build', name);
-        await cp(join(sourceDir, name), dir, { recursive: true });
-        // Build paths differ between clones; keep them out of the module so it is reproducible.
-        await run('make', [`-j${availableParallelism()}`, '-C', headers, `M=${dir}`, `KCFLAGS=-ffile-prefix-map=${dir}=${name}`, 'modules'], {
-          env: { KBUILD_BUILD_TIMESTAMP: new Date(ctx.epoch * 1000).toUTCString(), KBUILD_BUILD_USER: 'openssi-live', KBUILD_BUILD_HOST: 'openssi-live' },
-        });
-        await run('strip', ['--strip-debug', '--remove-section=.BTF', join(dir, `${name}.ko`)]);
-        built.push(join(dir, `${name}.ko`));
-      }
-      return built;
-    })();
-    // While the compiler runs: the kernel's own indexes, with our modules' places kept.
-    let indexes;
-    try {
-      const base = Object.fromEntries(await Promise.all(textIndexNames.map(async (n) =>
-        [n, await readFile(join(baseModules, n), 'latin1').catch(() => '')]))) as unknown as TextIndexes;
-      indexes = kernelIndexes(base, [...sourceModules.map((n) => `${n}.ko`), ...prebuilt.map((f) => basename(f))]
-        .map((file) => ({ name: moduleName(file), path: `extra/${file}` })));
-    } catch (error) {
-      await compiling.catch(() => {});
-      throw error;
-    }
-    const built = await compiling;
+    const built = sourceModules.map((name) => join(ctx.from('kbuild'), `${name}.ko`));
+    const base = Object.fromEntries(await Promise.all(textIndexNames.map(async (n) =>
+      [n, await readFile(join(baseModules, n), 'latin1').catch(() => '')]))) as unknown as TextIndexes;
     const relModules = join(info.imageModulesDir, kver);
     const extra = join(ctx.out, 'tree', relModules, 'extra');
     if (kver !== info.baseKernelVersion) {
@@ -120,15 +89,14 @@ export const modules = {
       await writeFile(join(extra, basename(file)), ko);
     }
     // The kernel's indexes with ours added, written from its text indexes: no depmod, no tree.
-    for (const [f, data] of Object.entries(indexes.add(facts))) {
+    for (const [f, data] of Object.entries(addModules(base, facts))) {
       // The tree may hard-link unpack's files: replace, never write through a link.
       await rm(join(ctx.out, 'tree', relModules, f), { force: true });
       await writeFile(join(ctx.out, 'tree', relModules, f), data);
     }
-    await rm(join(ctx.out, 'build'), { recursive: true, force: true });
     await mkdir(join(ctx.out, 'tree', 'etc', 'openssi'), { recursive: true });
     await writeFile(join(ctx.out, 'tree', 'etc', 'openssi', 'modules'), `${names.join('\n')}\n`);
-    ctx.log(`${names.join(', ')} for ${kver}`);
+    ctx.log(`${names.join(', ')} in ${relModules}/extra`);
     if (!existsSync(join(extra, 'ssi_compat.ko'))) throw new Error('modules: ssi_compat was not built');
   },
 } satisfies Stage<BuildOptions>;

@@ -15,8 +15,8 @@ import { rewriteIso } from '../iso/xorriso.ts';
 import { run } from '../lib/exec.ts';
 import type { BaseInfo } from './01-base.ts';
 import { initrdModuleSources, initrdModulesInputs, initrdWithModules } from '../lib/initrd-modules.ts';
-import { kernelArgs } from './06-site.ts';
-import { isoName } from './07-pack.ts';
+import { kernelArgs } from './07-site.ts';
+import { isoName } from './08-pack.ts';
 
 type Base = BaseIso & { iso: string };
 interface IsoFile { source: string; path: string }
