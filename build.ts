@@ -12,7 +12,7 @@ import { defaultCacheDir, defaultOutPath, defaultSiteDir } from './lib/paths.ts'
 import { runStages } from './lib/runner.ts';
 import { loadSite } from './lib/site.ts';
 import { stages } from './stages/index.ts';
-import { isoName } from './stages/07-pack.ts';
+import { isoName } from './stages/08-pack.ts';
 
 const usage = `Usage: npm run build -- [options]
 
