@@ -115,7 +115,7 @@ export async function runStages<Options>(
     // it runs (deleting an old gigabyte ISO takes a noticeable part of a second).
     if (settings.prune && index === applicable.length) pruning = pruneCache(settings.cacheDir, new Map<string, { key: string }>([...done, [stage.name, { key }]]));
     await mkdir(stageDir, { recursive: true });
-    await removeStaleTemporaries(stageDir);
+    await removeStaleTemporaries(stageDir, print);
     const tmp = join(stageDir, `.tmp-${key}-${process.pid}`);
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp, { recursive: true });
@@ -147,14 +147,20 @@ export async function runStages<Options>(
   return done;
 }
 
-/** Removes temporaries of builds that are no longer running (interrupted, killed). */
-async function removeStaleTemporaries(stageDir: string): Promise<void> {
+/**
+ * Removes temporaries of builds that are no longer running (interrupted, killed). One that cannot
+ * go (a killed mmdebstrap can leave a bind mount inside) is named and left: this build's own
+ * temporary has another name.
+ */
+async function removeStaleTemporaries(stageDir: string, print: (line: string) => void): Promise<void> {
   for (const name of await readdir(stageDir)) {
     const m = /^\.tmp-.*-(\d+)$/.exec(name);
     if (!m) continue;
     const pid = Number(m[1]);
     if (pid !== process.pid && isAlive(pid)) continue;
-    await rm(join(stageDir, name), { recursive: true, force: true });
+    await rm(join(stageDir, name), { recursive: true, force: true }).catch((error) => {
+      print(`cannot remove ${join(stageDir, name)}, left by an interrupted build (${error.code ?? error.message}; a mount inside? umount -R it)`);
+    });
   }
 }
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runStages, type Stage } from '../lib/runner.ts';
@@ -57,8 +57,13 @@ test('pruning keeps what the build used and the two most recently used others of
   const cache = await mkdtemp(join(tmpdir(), 'cache-'));
   const input = join(cache, '..', `${cache.split('/').pop()}-input`);
   const keys: string[][] = [];
-  for (const value of ['a', 'b', 'c', 'd', 'e']) {
+  // The key holds the newest input's time: the same value written again must give the same key.
+  const write = async (value: string) => {
     await writeFile(input, value);
+    await utimes(input, 1e9, 1e9);
+  };
+  for (const value of ['a', 'b', 'c', 'd', 'e']) {
+    await write(value);
     const r = await runStages([first, second], { input }, { cacheDir: cache, prune: true, ...quiet });
     keys.push([r.get('first')!.key, r.get('second')!.key]);
     // Pruned while the last stage ran: what it read from the first is still there.
@@ -69,9 +74,9 @@ test('pruning keeps what the build used and the two most recently used others of
     assert.equal((await readdir(join(cache, 'stages', name))).sort(), keys.slice(2).map((k) => k[i]).sort(), name);
   }
   // Reusing an old entry marks it used: it outlives newer ones.
-  await writeFile(input, 'c');
-  await runStages([first, second], { input }, { cacheDir: cache, prune: true, ...quiet });
-  await writeFile(input, 'f');
+  await write('c');
+  assert.ok((await runStages([first, second], { input }, { cacheDir: cache, prune: true, ...quiet })).get('first')!.cached);
+  await write('f');
   const r = await runStages([first, second], { input }, { cacheDir: cache, prune: true, ...quiet });
   assert.equal((await readdir(join(cache, 'stages', 'first'))).sort(), [keys[2][0], keys[4][0], r.get('first')!.key].sort());
 });
