@@ -31,7 +31,7 @@ test('npm run build makes the default ISO, its manifest, in KNOPPIX layout', asy
   assert.is(r.code, 0, r.stderr);
   const summary = JSON.parse(r.stdout);
   assert.is(summary.iso, defaultOutPath);
-  assert.match(r.stderr, /\[1\/7\] base/);
+  assert.match(r.stderr, /\[1\/8\] base/);
   const files = await isoFiles(defaultOutPath);
   for (const f of ['boot/isolinux/isolinux.bin', 'boot/isolinux/isolinux.cfg', 'boot/isolinux/linux', 'boot/isolinux/minirt.gz',
     'boot/grub/grub.cfg', 'KNOPPIX/KNOPPIX', 'KNOPPIX/KNOPPIX1', 'KNOPPIX/KNOPPIX2', 'KNOPPIX/md5sums']) {
