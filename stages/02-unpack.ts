@@ -76,10 +76,11 @@ export const unpack: Stage<BuildOptions> = {
     await mkdir(root, { recursive: true });
     const image = { ...info.rootImage, file: resolve(baseDir, info.rootImage.file) };
     const what = info.remaster ? `--base ${info.remaster.iso}: ${info.remaster.images[0].path}` : `base: ${info.root}`;
-    const extract = (paths: string[]) => extractRoot(image, root, paths).catch((error) => {
+    const readable = <T>(reading: Promise<T>) => reading.catch((error) => {
       throw new UserError(`${what}: cannot read its ${image.format} root: ${String(error?.stderr ?? error?.message).trim().split('\n').filter(Boolean).pop()}`);
     });
-    const baseFiles = await listRoot(image);
+    const extract = (paths: string[]) => readable(extractRoot(image, root, paths));
+    const baseFiles = await readable(listRoot(image));
     // Merged-/usr systems keep these under usr/, older ones at the top.
     const listed = new Set(baseFiles);
     const modulesDir = [`usr/lib/modules/${kver}`, `lib/modules/${kver}`].find((p) => listed.has(`${p}/modules.dep`));
