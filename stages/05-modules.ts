@@ -7,7 +7,7 @@ import { run } from '../lib/exec.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage } from '../lib/runner.ts';
 import { modinfo, moduleName, readModule, readModuleIndex, vermagicSample } from '../iso/modules.ts';
-import { addModules, moduleFacts, textIndexNames, type ModuleFacts, type TextIndexes } from '../iso/kmod-index.ts';
+import { addModules, binIndexNames, moduleFacts, textIndexNames, type BinIndexes, type ModuleFacts, type TextIndexes } from '../iso/kmod-index.ts';
 import type { UnpackInfo } from './02-unpack.ts';
 import { sourceModules } from './04-kbuild.ts';
 
@@ -68,6 +68,9 @@ export const modules = {
     const built = sourceModules.map((name) => join(ctx.from('kbuild'), `${name}.ko`));
     const base = Object.fromEntries(await Promise.all(textIndexNames.map(async (n) =>
       [n, await readFile(join(baseModules, n), 'latin1').catch(() => '')]))) as unknown as TextIndexes;
+    const bins = binIndexNames.every((n) => existsSync(join(baseModules, n)))
+      ? Object.fromEntries(await Promise.all(binIndexNames.map(async (n) => [n, await readFile(join(baseModules, n))]))) as unknown as BinIndexes
+      : undefined;
     const relModules = join(info.imageModulesDir, kver);
     const extra = join(ctx.out, 'tree', relModules, 'extra');
     if (kver !== info.baseKernelVersion) {
@@ -88,8 +91,9 @@ export const modules = {
       facts.push(moduleFacts(ko, `extra/${basename(file)}`));
       await writeFile(join(extra, basename(file)), ko);
     }
-    // The kernel's indexes with ours added, written from its text indexes: no depmod, no tree.
-    for (const [f, data] of Object.entries(addModules(base, facts))) {
+    // The kernel's indexes with ours added (its .bin files extended, or written from its text
+    // indexes): no depmod, no modules tree.
+    for (const [f, data] of Object.entries(addModules(base, facts, bins))) {
       // The tree may hard-link unpack's files: replace, never write through a link.
       await rm(join(ctx.out, 'tree', relModules, f), { force: true });
       await writeFile(join(ctx.out, 'tree', relModules, f), data);

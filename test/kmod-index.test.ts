@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addModules, IndexWriter, moduleFacts, readIndex, textIndexNames, type TextIndexes } from '../iso/kmod-index.ts';
+import { addModules, binIndexNames, IndexWriter, moduleFacts, readIndex, textIndexNames, type BinIndexes, type TextIndexes } from '../iso/kmod-index.ts';
 import { moduleName } from '../iso/modules.ts';
 import { defaultOutPath } from '../lib/paths.ts';
 
@@ -18,6 +18,8 @@ let tree: string;
 
 const readText = async (folder: string) =>
   Object.fromEntries(await Promise.all(textIndexNames.map(async (n) => [n, await readFile(join(folder, n), 'latin1')]))) as unknown as TextIndexes;
+const readBins = async (folder: string) =>
+  Object.fromEntries(await Promise.all(binIndexNames.map(async (n) => [n, await readFile(join(folder, n))]))) as unknown as BinIndexes;
 const depmod = (root: string) => execFileSync('depmod', ['-b', root, kver]);
 
 test.before(async () => {
@@ -41,9 +43,11 @@ test.after(async () => {
 
 test('the index trie: byte for byte what depmod wrote, read back by key', async () => {
   const written = addModules(await readText(tree), []);
+  const untouched = addModules(await readText(tree), [], await readBins(tree));
   assert.equal(Object.keys(written).sort(), [...textIndexNames, 'modules.dep.bin', 'modules.alias.bin', 'modules.symbols.bin'].sort());
   for (const [name, data] of Object.entries(written)) {
     assert.ok(data.equals(await readFile(join(tree, name))), `${name} differs from depmod's`);
+    assert.ok(untouched[name].equals(data), `${name}: extended by nothing, not the same file`);
   }
   const deps = readIndex(written['modules.dep.bin']);
   assert.match(deps.get('virtio_net')![0].value, /^kernel\/drivers\/net\/virtio_net\.ko: .*net_failover\.ko/);
@@ -114,9 +118,19 @@ test('modules added to the kernel\'s indexes: what depmod writes for the tree wi
       for (const later of deps.slice(i + 1)) assert.not.ok(depLines.get(later)!.includes(d), `${path}: ${d} listed before ${later}, which needs it`);
     });
   }
+  // The kernel's .bin files extended in place instead: the same keys and values, a few nodes
+  // appended, everything before them as depmod wrote it.
+  const extended = addModules(await readText(without), facts, await readBins(without));
+  for (const name of textIndexNames) assert.ok(extended[name].equals(ours[name]), name);
+  for (const name of binIndexNames) {
+    assert.equal(readIndex(extended[name]), readIndex(ours[name]), `${name} extended in place`);
+    const before = await readFile(join(without, name));
+    assert.ok(extended[name].subarray(12, before.length).equals(before.subarray(12)), `${name}: the kernel's nodes kept`);
+    assert.ok(extended[name].length - before.length < 64 << 10, `${name}: only the new keys' paths added`);
+  }
   // modprobe reads them: it resolves virtio_net to its files in load order.
-  for (const name of Object.keys(ours)) await rm(join(withExtra, name));
-  for (const [name, data] of Object.entries(ours)) await writeFile(join(withExtra, name), data);
+  for (const name of Object.keys(extended)) await rm(join(withExtra, name));
+  for (const [name, data] of Object.entries(extended)) await writeFile(join(withExtra, name), data);
   const shown = execFileSync('modprobe', ['-d', join(dir, 'with'), '-S', kver, '--show-depends', 'virtio_net'], { encoding: 'utf8' });
   const loads = shown.split('\n').filter(Boolean).map((l) => l.replace(/^insmod \S+\/lib\/modules\/[^/]+\//, '').trim());
   assert.ok(loads.indexOf('extra/failover.ko') < loads.indexOf('extra/net_failover.ko'), shown);
@@ -127,7 +141,8 @@ test('modules added to the kernel\'s indexes: what depmod writes for the tree wi
 
 test('a module named like one of the kernel\'s replaces it, for its users too', async () => {
   const fuse = (await readFile(join(tree, 'modules.dep'), 'latin1')).split('\n').map((l) => l.split(':')[0]).find((p) => moduleName(p) === 'fuse')!;
-  const ours = addModules(await readText(tree), [moduleFacts(await readFile(join(tree, fuse)), 'extra/fuse.ko')]);
+  // The kernel's .bin files given: a replaced module's keys must go, so they are written anew.
+  const ours = addModules(await readText(tree), [moduleFacts(await readFile(join(tree, fuse)), 'extra/fuse.ko')], await readBins(tree));
   const deps = readIndex(ours['modules.dep.bin']);
   assert.equal(deps.get('fuse')!.map((v) => v.value), ['extra/fuse.ko:']);
   assert.match(deps.get('cuse')![0].value, /: extra\/fuse\.ko$/);
