@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import { addModules, binIndexNames, IndexWriter, moduleFacts, readIndex, textIndexNames, type BinIndexes, type TextIndexes } from '../iso/kmod-index.ts';
 import { moduleName } from '../iso/modules.ts';
 import { defaultOutPath } from '../lib/paths.ts';
+import type { BuildOptions } from '../lib/options.ts';
+import { runStages, type Stage } from '../lib/runner.ts';
+import { unpack, type UnpackInfo } from '../stages/02-unpack.ts';
 
 let dir: string;
 let kver: string;
@@ -149,6 +152,45 @@ test('a module named like one of the kernel\'s replaces it, for its users too', 
   assert.not.ok(ours['modules.dep'].toString('latin1').includes(fuse), `${fuse} still named`);
   assert.equal(readIndex(ours['modules.symbols.bin']).get('symbol:fuse_dev_operations')!.map((v) => v.value), ['fuse']);
   assert.equal(readIndex(ours['modules.alias.bin']).get('devname:fuse')!.map((v) => v.value), ['fuse']);
+});
+
+test('a base without depmod\'s text indexes: unpack takes its whole modules tree and makes them', async () => {
+  // A tiny root: three of the kernel's modules, modules.dep only, a static busybox.
+  const root = join(dir, 'tiny', 'root');
+  const modulesDir = join(root, 'lib', 'modules', kver);
+  const paths = (await readFile(join(tree, 'modules.dep'), 'latin1')).split('\n').map((l) => l.split(':')[0])
+    .filter((p) => ['isofs', 'failover', 'net_failover'].includes(moduleName(p)));
+  for (const p of paths) {
+    await mkdir(join(modulesDir, p, '..'), { recursive: true });
+    await cp(join(tree, p), join(modulesDir, p));
+  }
+  for (const f of ['modules.order', 'modules.builtin', 'modules.builtin.modinfo']) await cp(join(tree, f), join(modulesDir, f));
+  depmod(root);
+  for (const f of ['modules.alias', 'modules.symbols', 'modules.alias.bin', 'modules.symbols.bin']) await rm(join(modulesDir, f));
+  await mkdir(join(root, 'usr', 'bin'), { recursive: true });
+  await cp('/bin/busybox', join(root, 'usr', 'bin', 'busybox'));
+  const image = join(dir, 'tiny', 'root.squashfs');
+  execFileSync('mksquashfs', [root, image, '-quiet', '-no-progress', '-all-root'], { stdio: 'ignore' });
+  const fakeBase: Stage<BuildOptions> = {
+    name: 'base', summary: 'a remastered base made by hand', after: [], tools: [],
+    inputs: () => ({ files: [], params: { image } }),
+    async run(ctx) {
+      await writeFile(join(ctx.out, 'linux'), 'not a kernel');
+      const info = {
+        layout: 'knoppix', kernelVersion: kver, kernel: 'linux', rootImage: { file: image, offset: 0, format: 'squashfs' },
+        packages: [], source: 'test', remaster: { iso: 'tiny.iso', images: [{ path: 'KNOPPIX/KNOPPIX' }] },
+      };
+      await writeFile(join(ctx.out, 'base.json'), JSON.stringify(info));
+    },
+  };
+  const options = { site: { initrdModules: [] }, siteDir: dir } as unknown as BuildOptions;
+  const done = await runStages([fakeBase, unpack], options, { cacheDir: join(dir, 'tiny', 'cache'), print: () => {} });
+  const info: UnpackInfo = JSON.parse(await readFile(join(done.get('unpack')!.dir, 'unpack.json'), 'utf8'));
+  const unpacked = join(done.get('unpack')!.dir, info.modulesDir);
+  for (const p of paths) assert.ok(existsSync(join(unpacked, p)), `${p}: the whole tree`);
+  assert.match(await readFile(join(unpacked, 'modules.symbols'), 'utf8'), /^alias symbol:failover_register failover$/m);
+  assert.equal(readIndex(await readFile(join(unpacked, 'modules.alias.bin'))).get('fs_iso9660')?.map((v) => v.value), ['isofs']);
+  assert.equal([...readIndex(await readFile(join(unpacked, 'modules.symbols.bin'))).keys()].includes('symbol:failover_register'), true);
 });
 
 test.run();
