@@ -4,9 +4,9 @@ import { moduleName } from './modules.ts';
 /*
  * kmod's module indexes: the text files depmod writes (modules.dep, .alias, .symbols, .softdep,
  * .devname) and the binary tries modprobe reads (modules.dep.bin, .alias.bin, .symbols.bin).
- * Given a kernel's text indexes and a few more modules, `addModules` writes what depmod would
- * for the tree with those modules added, without the tree: a remaster then needs a few small
- * files from the base's root instead of its whole modules folder.
+ * Given a kernel's indexes and a few more modules, `addModules` writes what depmod would for the
+ * tree with those modules added, without the tree: a remaster then needs a few small files from
+ * the base's root instead of its whole modules folder.
  */
 
 const MAGIC = 0xb007f457;
@@ -38,6 +38,7 @@ function checkAscii(text: string, what: string): void {
 export class IndexWriter {
   private root: TrieNode = { prefix: '', values: [], children: new Map() };
   private base?: Buffer;
+  private what = 'module index';
   private changed = false;
 
   /**
@@ -47,13 +48,14 @@ export class IndexWriter {
   static extending(data: Buffer, what = 'module index'): IndexWriter {
     const writer = new IndexWriter();
     writer.base = data;
+    writer.what = what;
     checkHeader(data, what);
     writer.root = writer.load(data.readUInt32BE(8));
     return writer;
   }
 
   private load(ref: number): TrieNode {
-    const n = parseNode(this.base!, ref, 'module index');
+    const n = parseNode(this.base!, ref, this.what);
     return { prefix: n.prefix, values: n.values, children: new Map([...n.children].filter(([, r]) => r !== 0)) };
   }
 
@@ -326,7 +328,6 @@ export function addModules(base: TextIndexes, added: ModuleFacts[], baseBins?: B
   const owner = new Map(symbolLines.map((l) => l.split(/\s+/)).map((p) => [p[1].replace(/^symbol:/, ''), p[2]]));
   const pathOf = new Map([...depLines.map((d): [string, string] => [moduleName(d.path), d.path]), ...added.map((m): [string, string] => [m.name, m.path])]);
   const depsOf = new Map(depLines.map((d) => [d.path, d.deps]));
-
   const newLines = { alias: [] as string[], symbols: [] as string[], softdep: [] as string[], devname: [] as string[] };
   for (const m of added) for (const s of m.exports) if (!owner.has(s)) owner.set(s, m.name);
   for (const m of added) {
