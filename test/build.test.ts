@@ -2,15 +2,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileDigest } from '../lib/hash.ts';
 import { defaultOutPath, defaultSiteDir, projectRoot } from '../lib/paths.ts';
 import { elToritoEntries } from '../iso/xorriso.ts';
 import { isoFiles } from '../iso/layout.ts';
 import { initrdMembers } from '../iso/initrd.ts';
-import { buildCli, leftovers } from './helpers.ts';
+import { buildCli, leftovers, scratch } from './helpers.ts';
 
 const manifestOf = (iso: string) => iso.replace(/\.iso$/, '.manifest.json');
 
@@ -61,7 +60,7 @@ test('the ISO has a BIOS and a UEFI El Torito entry, an MBR and a GPT EFI partit
 });
 
 test('KNOPPIX/md5sums holds the checksum of every file on the CD', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'md5-'));
+  const dir = await scratch('md5-');
   const sums = isoCat(defaultOutPath, 'KNOPPIX/md5sums', dir).toString();
   const lines = sums.trim().split('\n');
   const byPath = new Map(lines.map((l) => [l.slice(34), l.slice(0, 32)]));
@@ -71,7 +70,7 @@ test('KNOPPIX/md5sums holds the checksum of every file on the CD', async () => {
 });
 
 test('a site file change rebuilds only the site layer and the ISO, and lands in the ISO', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'site-change-'));
+  const dir = await scratch('site-change-');
   const site = join(dir, 'site');
   await cp(defaultSiteDir, site, { recursive: true });
   const out = join(dir, 'site.iso');
@@ -89,7 +88,7 @@ test('a site file change rebuilds only the site layer and the ISO, and lands in 
 });
 
 test('site settings reach the boot menus and the image', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'site-cfg-'));
+  const dir = await scratch('site-cfg-');
   const site = join(dir, 'site');
   await cp(defaultSiteDir, site, { recursive: true });
   await writeFile(join(site, 'site.json'), JSON.stringify({
@@ -140,7 +139,7 @@ async function rejected(args: string[], pattern: RegExp, out: string, env: Recor
 }
 
 test('bad input: one clear line, non-zero exit, nothing written, input untouched', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'bad-'));
+  const dir = await scratch('bad-');
   const out = join(dir, 'out.iso');
   await rejected(['--base', join(dir, 'nope.iso')], /--base .*nope\.iso: no such file/, out);
   await rejected(['--base', dir], /--base .*: not a file/, out);
@@ -174,7 +173,7 @@ test('bad input: one clear line, non-zero exit, nothing written, input untouched
 });
 
 test('Ctrl-C during a build stops it and leaves the cache usable', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'sigint-'));
+  const dir = await scratch('sigint-');
   const cache = join(dir, 'cache');
   const out = join(dir, 'x.iso');
   let pid = 0;

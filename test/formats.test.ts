@@ -2,8 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { entriesFromTree, listNewc, newcArchive, writeCpioGz } from '../iso/cpio.ts';
@@ -16,9 +15,10 @@ import { menuInitrds } from '../iso/layout.ts';
 import { captureHashed } from '../lib/fifo.ts';
 import { run } from '../lib/exec.ts';
 import { fileDigest } from '../lib/hash.ts';
+import { scratch } from './helpers.ts';
 
 async function sampleTree() {
-  const dir = await mkdtemp(join(tmpdir(), 'fmt-'));
+  const dir = await scratch('fmt-');
   await mkdir(join(dir, 'bin'), { recursive: true });
   await writeFile(join(dir, 'bin', 'hello'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
   await writeFile(join(dir, 'odd'), 'x'); // 1 byte: exercises the 4-byte padding
@@ -50,7 +50,7 @@ test('cpio: GNU cpio reads our archive', async () => {
 });
 
 test('modules: closure follows modules.dep, skips built-ins, reports the unknown', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'mods-'));
+  const dir = await scratch('mods-');
   await writeFile(join(dir, 'modules.dep'), [
     'kernel/drivers/ata/ahci.ko: kernel/drivers/ata/libahci.ko kernel/drivers/ata/libata.ko',
     'kernel/drivers/ata/libahci.ko: kernel/drivers/ata/libata.ko',
@@ -86,7 +86,7 @@ test('squashfs: reproducible image, compressor read from the superblock', async 
 
 
 test('fifo: a stream captured to a file with its sha256; a failing producer leaves no file and no wait', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'fifo-'));
+  const dir = await scratch('fifo-');
   const out = join(dir, 'out.bin');
   // 5 MiB + 1 byte: several ring slots and a short last chunk.
   const sha = await captureHashed(out, (fifo) => run('sh', ['-c', 'head -c 5242881 /dev/urandom > "$1"', 'sh', fifo]));
@@ -102,7 +102,7 @@ test('fifo: a stream captured to a file with its sha256; a failing producer leav
 });
 
 test('initrd: an archive appended after the early-microcode cpio and the main part, compressed like it', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'initrd-'));
+  const dir = await scratch('initrd-');
   await mkdir(join(dir, 'ucode', 'kernel', 'x86', 'microcode'), { recursive: true });
   await writeFile(join(dir, 'ucode', 'kernel', 'x86', 'microcode', 'AuthenticAMD.bin'), 'microcode');
   await mkdir(join(dir, 'main', 'bin'), { recursive: true });

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../lib/paths.ts';
 
@@ -23,4 +25,16 @@ export function buildCli(args: string[], env: Record<string, string> = {}, cwd =
 /** Names in a folder that look like partial output: temporaries of ours or xorriso's. */
 export async function leftovers(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((n) => /tmp/.test(n));
+}
+
+const scratchDirs: string[] = [];
+process.on('exit', () => {
+  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh folder under the system's temporary folder, removed when the test file's process ends, passed or failed. */
+export async function scratch(prefix: string): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  scratchDirs.push(dir);
+  return dir;
 }

@@ -2,13 +2,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, writeFile, cp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile, cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { modinfo } from '../iso/modules.ts';
 import { checkVermagic } from '../stages/05-modules.ts';
 import { defaultOutPath, defaultSiteDir } from '../lib/paths.ts';
-import { buildCli, leftovers } from './helpers.ts';
+import { buildCli, leftovers, scratch } from './helpers.ts';
 
 let dir: string;
 let ko: Buffer;
@@ -25,7 +24,7 @@ function forAnotherKernel(module: Buffer): Buffer {
 
 test.before(async () => {
   assert.ok(existsSync(defaultOutPath), 'build.test.ts makes the ISO first');
-  dir = await mkdtemp(join(tmpdir(), 'modules-'));
+  dir = await scratch('modules-');
   execFileSync('xorriso', ['-osirrox', 'on', '-indev', defaultOutPath, '-extract', '/KNOPPIX/KNOPPIX1', join(dir, 'layer')], { stdio: 'ignore' });
   const path = execFileSync('unsquashfs', ['-lc', '-d', '', join(dir, 'layer')], { encoding: 'utf8' }).split('\n').find((l) => l.endsWith('/extra/ssi_compat.ko'))!;
   ko = execFileSync('unsquashfs', ['-cat', join(dir, 'layer'), path.slice(1)], { maxBuffer: 64 << 20 });

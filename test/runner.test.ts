@@ -1,10 +1,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runStages, type Stage } from '../lib/runner.ts';
+import { scratch } from './helpers.ts';
 
 interface Opts { input: string; failSecond?: boolean }
 const calls: string[] = [];
@@ -32,8 +32,8 @@ const second: Stage<Opts> = {
 const quiet = { print: () => {} };
 
 test('a stage reruns only when its inputs or an upstream stage change', async () => {
-  const cache = await mkdtemp(join(tmpdir(), 'cache-'));
-  const input = join(cache, '..', `${cache.split('/').pop()}-input`);
+  const cache = await scratch('cache-');
+  const input = join(await scratch('input-'), 'input');
   await writeFile(input, 'a');
   calls.length = 0;
   const r1 = await runStages([first, second], { input }, { cacheDir: cache, ...quiet });
@@ -54,8 +54,8 @@ test('a stage reruns only when its inputs or an upstream stage change', async ()
 });
 
 test('pruning keeps what the build used and the two most recently used others of each stage', async () => {
-  const cache = await mkdtemp(join(tmpdir(), 'cache-'));
-  const input = join(cache, '..', `${cache.split('/').pop()}-input`);
+  const cache = await scratch('cache-');
+  const input = join(await scratch('input-'), 'input');
   const keys: string[][] = [];
   // The key holds the newest input's time: the same value written again must give the same key.
   const write = async (value: string) => {
@@ -82,7 +82,7 @@ test('pruning keeps what the build used and the two most recently used others of
 });
 
 test('a failing stage leaves no output and no temporary behind', async () => {
-  const cache = await mkdtemp(join(tmpdir(), 'cache-'));
+  const cache = await scratch('cache-');
   const input = join(cache, 'in');
   await writeFile(input, 'a');
   try {
@@ -99,7 +99,7 @@ test('a failing stage leaves no output and no temporary behind', async () => {
 });
 
 test('a missing host tool stops the build before any stage, naming it', async () => {
-  const cache = await mkdtemp(join(tmpdir(), 'cache-'));
+  const cache = await scratch('cache-');
   const needy: Stage<Opts> = { ...first, tools: ['mksquashfs', 'no-such-tool-xyz'] };
   try {
     await runStages([needy], { input: '/etc/hostname' }, { cacheDir: cache, ...quiet });

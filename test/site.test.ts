@@ -1,9 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadSite, validateSite } from '../lib/site.ts';
+import { scratch } from './helpers.ts';
 
 const rejects = (raw: unknown, pattern: RegExp) => {
   try {
@@ -53,7 +53,7 @@ test('each bad field is named with the file and the reason', () => {
 });
 
 test('a site.json that is not JSON names the file', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'site-'));
+  const dir = await scratch('site-');
   await writeFile(join(dir, 'site.json'), '{ "clustername": ');
   try {
     await loadSite(dir);
@@ -64,7 +64,7 @@ test('a site.json that is not JSON names the file', async () => {
 });
 
 test('a folder without site.json is a site with defaults', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'site-'));
+  const dir = await scratch('site-');
   assert.is((await loadSite(dir)).initNodeName, 'node1');
 });
 
