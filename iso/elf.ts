@@ -23,51 +23,45 @@ export function isStaticElf(path: string): boolean {
   }
 }
 
-/** The contents of a named section of a 64-bit little-endian ELF file, or undefined. */
-export function elfSection(data: Buffer, name: string): Buffer | undefined {
-  if (data.length < 64 || data.readUInt32BE(0) !== 0x7f454c46 || data[4] !== 2 || data[5] !== 1) return undefined;
-  const shoff = Number(data.readBigUInt64LE(40));
-  const shentsize = data.readUInt16LE(58);
-  const shnum = data.readUInt16LE(60);
-  const shstrndx = data.readUInt16LE(62);
-  if (shoff === 0 || shoff + shnum * shentsize > data.length) return undefined;
-  const header = (i: number) => {
-    const o = shoff + i * shentsize;
-    return { name: data.readUInt32LE(o), offset: Number(data.readBigUInt64LE(o + 24)), size: Number(data.readBigUInt64LE(o + 32)) };
-  };
-  const strtab = header(shstrndx);
-  for (let i = 0; i < shnum; i++) {
-    const h = header(i);
-    const start = strtab.offset + h.name;
-    const end = data.indexOf(0, start);
-    if (data.toString('latin1', start, end) === name) return data.subarray(h.offset, h.offset + h.size);
-  }
-  return undefined;
-}
+interface SectionHeader { name: string; type: number; offset: number; size: number; link: number }
 
-/** The symbols of a 64-bit little-endian ELF file's .symtab: name, and whether it is defined here. */
-export function elfSymbols(data: Buffer): { name: string; defined: boolean }[] {
+/** The section headers of a 64-bit little-endian ELF file, named; none for anything else. */
+function sectionHeaders(data: Buffer): SectionHeader[] {
   if (data.length < 64 || data.readUInt32BE(0) !== 0x7f454c46 || data[4] !== 2 || data[5] !== 1) return [];
   const shoff = Number(data.readBigUInt64LE(40));
   const shentsize = data.readUInt16LE(58);
   const shnum = data.readUInt16LE(60);
+  const shstrndx = data.readUInt16LE(62);
   if (shoff === 0 || shoff + shnum * shentsize > data.length) return [];
-  const header = (i: number) => {
+  const raw = Array.from({ length: shnum }, (_, i) => {
     const o = shoff + i * shentsize;
-    return { type: data.readUInt32LE(o + 4), offset: Number(data.readBigUInt64LE(o + 24)), size: Number(data.readBigUInt64LE(o + 32)), link: data.readUInt32LE(o + 40) };
-  };
+    return {
+      nameAt: data.readUInt32LE(o), type: data.readUInt32LE(o + 4), offset: Number(data.readBigUInt64LE(o + 24)),
+      size: Number(data.readBigUInt64LE(o + 32)), link: data.readUInt32LE(o + 40),
+    };
+  });
+  const names = raw[shstrndx]?.offset ?? 0;
+  return raw.map(({ nameAt, ...h }) => ({ ...h, name: data.toString('latin1', names + nameAt, data.indexOf(0, names + nameAt)) }));
+}
+
+/** The contents of a named section of a 64-bit little-endian ELF file, or undefined. */
+export function elfSection(data: Buffer, name: string): Buffer | undefined {
+  const h = sectionHeaders(data).find((s) => s.name === name);
+  return h && data.subarray(h.offset, h.offset + h.size);
+}
+
+/** The symbols of a 64-bit little-endian ELF file's .symtab: name, and whether it is defined here. */
+export function elfSymbols(data: Buffer): { name: string; defined: boolean }[] {
   const SHT_SYMTAB = 2;
-  for (let i = 0; i < shnum; i++) {
-    const table = header(i);
-    if (table.type !== SHT_SYMTAB) continue;
-    const strings = header(table.link);
-    const symbols: { name: string; defined: boolean }[] = [];
-    // Entry 0 is the null symbol; each entry is 24 bytes (st_name, st_info, st_other, st_shndx, ...).
-    for (let o = table.offset + 24; o + 24 <= table.offset + table.size; o += 24) {
-      const start = strings.offset + data.readUInt32LE(o);
-      symbols.push({ name: data.toString('latin1', start, data.indexOf(0, start)), defined: data.readUInt16LE(o + 6) !== 0 });
-    }
-    return symbols;
+  const headers = sectionHeaders(data);
+  const table = headers.find((h) => h.type === SHT_SYMTAB);
+  if (!table) return [];
+  const strings = headers[table.link];
+  const symbols: { name: string; defined: boolean }[] = [];
+  // Entry 0 is the null symbol; each entry is 24 bytes (st_name, st_info, st_other, st_shndx, ...).
+  for (let o = table.offset + 24; o + 24 <= table.offset + table.size; o += 24) {
+    const start = strings.offset + data.readUInt32LE(o);
+    symbols.push({ name: data.toString('latin1', start, data.indexOf(0, start)), defined: data.readUInt16LE(o + 6) !== 0 });
   }
-  return [];
+  return symbols;
 }

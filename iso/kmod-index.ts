@@ -1,5 +1,5 @@
 import { elfSection, elfSymbols } from './elf.ts';
-import { moduleName } from './modules.ts';
+import { modinfoFields, moduleName } from './modules.ts';
 
 /*
  * kmod's module indexes: the text files depmod writes (modules.dep, .alias, .symbols, .softdep,
@@ -230,12 +230,12 @@ export interface ModuleFacts {
 
 /** Reads a (not compressed) .ko the way depmod does. */
 export function moduleFacts(ko: Buffer, path: string): ModuleFacts {
-  const modinfo = elfSection(ko, '.modinfo');
-  if (!modinfo) throw new Error(`${path}: not a kernel module (no .modinfo section)`);
-  const fields = modinfo.toString('latin1').split('\0').filter(Boolean).map((item) => {
-    const eq = item.indexOf('=');
-    return eq < 0 ? [item, ''] : [item.slice(0, eq), item.slice(eq + 1)];
-  });
+  let fields: [string, string][];
+  try {
+    fields = modinfoFields(ko);
+  } catch (error: any) {
+    throw new Error(`${path}: ${error.message}`);
+  }
   const symbols = elfSymbols(ko);
   const strings = elfSection(ko, '__ksymtab_strings');
   const exports = strings

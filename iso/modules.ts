@@ -71,14 +71,19 @@ export function vermagicSample(index: ModuleIndex): string {
   return index.paths.get('isofs') ?? [...index.paths.values()][0];
 }
 
-/** A kernel module's .modinfo fields (vermagic, name, license, ...), as modinfo shows them. */
-export function modinfo(ko: Buffer): Map<string, string> {
+/** A kernel module's .modinfo items (vermagic, alias, ...) as key and value, in the file's order. */
+export function modinfoFields(ko: Buffer): [string, string][] {
   const section = elfSection(ko, '.modinfo');
   if (!section) throw new Error('not a kernel module (no .modinfo section)');
-  const fields = new Map<string, string>();
-  for (const item of section.toString('latin1').split('\0')) {
+  return section.toString('latin1').split('\0').flatMap((item): [string, string][] => {
     const eq = item.indexOf('=');
-    if (eq > 0 && !fields.has(item.slice(0, eq))) fields.set(item.slice(0, eq), item.slice(eq + 1));
-  }
+    return eq > 0 ? [[item.slice(0, eq), item.slice(eq + 1)]] : [];
+  });
+}
+
+/** A kernel module's .modinfo fields (vermagic, name, license, ...), as modinfo shows them: the first of each. */
+export function modinfo(ko: Buffer): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const [key, value] of modinfoFields(ko)) if (!fields.has(key)) fields.set(key, value);
   return fields;
 }

@@ -99,8 +99,9 @@ export const unpack: Stage<BuildOptions> = {
       const { files } = moduleClosure(index, ctx.options.site.initrdModules);
       await extract([...new Set([vermagicSample(index), ...files])].map((f) => `${modulesDir}/${f}`));
     }
-    if (whole && info.remaster && keepBaseModules && !existsSync(join(root, modulesDir, 'modules.alias'))) {
-      // A base without depmod's text indexes: make them, the modules stage writes from them.
+    if (whole && info.remaster && keepBaseModules) {
+      // A remaster takes the whole tree only when depmod's text indexes are missing: make them,
+      // the modules stage writes from them.
       await run('depmod', ['-b', join(root, dirname(dirname(dirname(modulesDir)))), kver]);
     }
     const busybox = busyboxes.find((p) => isStaticElf(join(root, p)));
