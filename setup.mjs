@@ -2,24 +2,23 @@
 // Installs what a command needs before it runs: npm dependencies, then Debian packages.
 // Plain JavaScript with no dependencies, because it runs before `npm install` has.
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = dirname(fileURLToPath(import.meta.url));
 
-// Debian packages per command: what its tools come from (lib/exec.ts packageOf names the same).
-const buildPackages = [
-  'mmdebstrap', 'squashfs-tools', 'xorriso', 'isolinux', 'syslinux-common',
-  'grub-efi-amd64-bin', 'grub-common', 'mtools', 'dosfstools', 'kmod', 'cpio', 'eatmydata', 'cloop-utils',
-  'make', 'gcc', 'binutils', // the modules stage builds ssi_compat (headers come on demand: lib/hostpkg.ts)
-  'gzip', 'xz-utils', 'zstd', 'lz4', 'bzip2', // initrds in each compression the kernel reads (initrdModules)
-];
-const bootPackages = ['qemu-system-x86', 'qemu-utils', 'ovmf', 'ipxe-qemu', 'vde2'];
-const testPackages = [...buildPackages, ...bootPackages, 'shellcheck', 'busybox-static',
-  'cloop-src', 'patch', 'live-build', // test fixtures (fixtures/)
-];
-const packagesFor = { build: buildPackages, boot: bootPackages, test: testPackages, all: testPackages };
+// Debian packages per command, from lib/host-deps.json: every host program and file the code
+// uses names its package and the first command that needs it; test needs all of them.
+const deps = JSON.parse(readFileSync(join(root, 'lib', 'host-deps.json'), 'utf8'));
+const packagesOf = (...commands) => [...new Set(
+  [...Object.values(deps.programs), ...Object.values(deps.files)]
+    .filter((d) => commands.includes(d.for)).map((d) => d.package),
+)].sort();
+export const packagesFor = {
+  build: packagesOf('build'), boot: packagesOf('boot'),
+  test: packagesOf('build', 'boot', 'test'), all: packagesOf('build', 'boot', 'test'),
+};
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
@@ -67,10 +66,13 @@ function debianPackages(names) {
   }
 }
 
-const what = process.argv[2] || 'all';
-if (!packagesFor[what]) {
-  console.error(`openssi-live: setup: unknown command '${what}' (build, boot, test, all)`);
-  process.exit(2);
+// Run as a script (npm run ...), not when a test imports packagesFor.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const what = process.argv[2] || 'all';
+  if (!packagesFor[what]) {
+    console.error(`openssi-live: setup: unknown command '${what}' (build, boot, test, all)`);
+    process.exit(2);
+  }
+  npmDependencies();
+  debianPackages(packagesFor[what]);
 }
-npmDependencies();
-debianPackages(packagesFor[what]);

@@ -2,9 +2,9 @@ import { open as openFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Machine, type Firmware } from './machine.ts';
 import { VSwitch } from './vswitch.ts';
+import { hostFile, requireHostFiles } from '../lib/host.ts';
+import { requireTools } from '../lib/exec.ts';
 
-/** iPXE from Debian's ipxe package: what a NIC without PXE boots from (the seed's Etherboot). */
-export const ipxeIso = '/usr/lib/ipxe/ipxe.iso';
 
 export interface NetNodeOptions {
   mac: string;
@@ -25,7 +25,17 @@ export class Cluster {
 
   private constructor(readonly iso: string, readonly dir: string, readonly accel: 'tcg' | 'kvm', readonly net: VSwitch) {}
 
+  /**
+   * Everything a cluster may use, checked before the first VM starts: iPXE for Etherboot nodes
+   * (Debian's ipxe: what a NIC without PXE boots from), the NIC boot ROM for PXE nodes.
+   */
+  static requireHost(): void {
+    requireTools(['qemu-system-x86_64', 'vde_switch'], 'npm run boot');
+    requireHostFiles(['seabios', 'ipxeVirtioRom', 'ipxeIso']);
+  }
+
   static async start(iso: string, o: { dir: string; accel: 'tcg' | 'kvm' }): Promise<Cluster> {
+    Cluster.requireHost();
     await mkdir(o.dir, { recursive: true });
     return new Cluster(iso, o.dir, o.accel, await VSwitch.start(o.dir));
   }
@@ -56,7 +66,7 @@ export class Cluster {
     const pxe = o.protocol === 'pxe';
     const vm = Machine.start({
       name, firmware: 'bios', accel: this.accel, dir: this.dir, memoryMiB: 1024, disk, rtcBase: o.rtcBase,
-      iso: pxe ? undefined : ipxeIso,
+      iso: pxe ? undefined : hostFile('ipxeIso'),
       nics: [pxe
         ? { mac: o.mac, model: 'virtio-net-pci', slot: 3, vde: this.net.socket, bootindex: 1 }
         : { mac: o.mac, model: 'e1000', slot: 3, vde: this.net.socket, romfile: '' }],

@@ -3,11 +3,11 @@ import { copyFileSync, createWriteStream, mkdirSync, type WriteStream } from 'no
 import { join } from 'node:path';
 import { startTracked, stopTracked } from './processes.ts';
 import { Qmp } from './qmp.ts';
+import { hostFile, requireHostFiles } from '../lib/host.ts';
+import { requireTools } from '../lib/exec.ts';
 
 export type Firmware = 'bios' | 'uefi';
 
-/** OVMF as Debian ships it (package ovmf): 4 MiB flash, code read-only, variables per VM. */
-export const ovmf = { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.fd' };
 
 export interface Nic {
   mac: string;
@@ -61,6 +61,8 @@ export class Machine {
   readonly startedAt = performance.now();
 
   private constructor(readonly options: MachineOptions) {
+    Machine.requireHost(options.firmware);
+    if ((options.nics ?? []).some((n) => n.bootindex !== undefined && n.romfile === undefined)) requireHostFiles(['ipxeVirtioRom']);
     this.name = options.name;
     mkdirSync(options.dir, { recursive: true });
     this.serialLog = join(options.dir, `${options.name}.serial.log`);
@@ -85,6 +87,12 @@ export class Machine {
     this.child.stdin!.on('error', () => {});
   }
 
+  /** A missing emulator or firmware is one line before the VM starts, not a silent console. */
+  static requireHost(firmware: Firmware): void {
+    requireTools(['qemu-system-x86_64', 'vde_switch'], 'npm run boot');
+    requireHostFiles(firmware === 'uefi' ? ['ovmfCode', 'ovmfVars'] : ['seabios']);
+  }
+
   static start(options: MachineOptions): Machine {
     return new Machine(options);
   }
@@ -99,9 +107,10 @@ export class Machine {
     ];
     if (o.firmware === 'uefi') {
       const vars = join(o.dir, `${o.name}.OVMF_VARS.fd`);
-      copyFileSync(ovmf.vars, vars);
+      // OVMF as Debian ships it: 4 MiB flash, code read-only, variables per VM.
+      copyFileSync(hostFile('ovmfVars'), vars);
       args.push('-machine', 'q35',
-        '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${ovmf.code}`,
+        '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${hostFile('ovmfCode')}`,
         '-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
     } else {
       args.push('-machine', 'pc');

@@ -28,6 +28,7 @@ export async function singleNodeBoot(iso: string, o: {
   /** More checks on the booted node, before it is stopped. */
   also?: (vm: Machine, check: (name: string, ok: boolean, detail: string) => void) => Promise<void>;
 }): Promise<BootReport> {
+  Machine.requireHost(o.firmware);
   const work = await mkdtemp(join(tmpdir(), 'openssi-boot-'));
   const medium = o.medium ?? 'cd';
   const name = `node1-${o.firmware}-${medium}`;
@@ -86,6 +87,7 @@ export interface ClusterReport { accel: string; nodes: { node: number; protocol:
  * Etherboot), each added with ssi-addnode and waited for until its nodeup.
  */
 export async function clusterBoot(iso: string, o: { count: number; accel: AccelChoice; logDir: string }): Promise<ClusterReport> {
+  Cluster.requireHost();
   const work = await mkdtemp(join(tmpdir(), 'openssi-cluster-'));
   let cluster: Cluster | undefined;
   try {

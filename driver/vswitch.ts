@@ -2,12 +2,14 @@ import { type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTracked, stopTracked } from './processes.ts';
+import { requireTools } from '../lib/exec.ts';
 
 /** A private virtual Ethernet switch (vde_switch on a unix socket): the cluster interconnect. */
 export class VSwitch {
   private constructor(readonly socket: string, private child: ChildProcess) {}
 
   static async start(dir: string, name = 'interconnect'): Promise<VSwitch> {
+    requireTools(['vde_switch'], 'npm run boot');
     const socket = join(dir, `${name}.vde`);
     // Its stdin stays open: vde_switch reads console commands there and quits at end of input.
     const child = startTracked(`vde_switch ${name}`, 'vde_switch', ['--sock', socket, '--numports', '64'], { stdio: ['pipe', 'ignore', 'ignore'] });

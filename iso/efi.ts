@@ -1,6 +1,7 @@
 import { mkdir, copyFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../lib/exec.ts';
+import { hostFile } from '../lib/host.ts';
 import { walk } from '../lib/hash.ts';
 
 const grubModules = [
@@ -21,7 +22,7 @@ export async function makeGrubEfi(file: string, volumeLabel: string, work: strin
     'configfile /boot/grub/grub.cfg',
     '',
   ].join('\n'));
-  await run('grub-mkimage', ['-O', 'x86_64-efi', '-o', file, '-p', '/boot/grub', '-c', early, ...grubModules]);
+  await run('grub-mkimage', ['-O', 'x86_64-efi', '-d', hostFile('grubEfiModules'), '-o', file, '-p', '/boot/grub', '-c', early, ...grubModules]);
 }
 
 /**

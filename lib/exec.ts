@@ -2,15 +2,9 @@ import { execa, type Options, type Result } from 'execa';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { UserError } from './errors.ts';
+import { hostPrograms } from './host.ts';
 
-/** Which Debian package brings each host tool, for the "missing tool" message. */
-const packageOf: Record<string, string> = {
-  mmdebstrap: 'mmdebstrap', mksquashfs: 'squashfs-tools', unsquashfs: 'squashfs-tools',
-  xorriso: 'xorriso', 'grub-mkimage': 'grub-common', mcopy: 'mtools', 'mkfs.fat': 'dosfstools',
-  depmod: 'kmod', 'qemu-system-x86_64': 'qemu-system-x86', vde_switch: 'vde2', 'dpkg-deb': 'dpkg',
-  'create_compressed_fs': 'cloop-utils', 'extract_compressed_fs': 'cloop-utils', shellcheck: 'shellcheck',
-  gzip: 'gzip', xz: 'xz-utils', lzma: 'xz-utils', zstd: 'zstd', lz4: 'lz4', bzip2: 'bzip2', mkfifo: 'coreutils',
-};
+const packageOf = (tool: string): string | undefined => hostPrograms[tool]?.package;
 
 /** Aborting this stops every tool still running (Ctrl-C during a build). */
 export const stopAll = new AbortController();
@@ -21,7 +15,7 @@ export async function run(tool: string, args: readonly string[], options: Option
     return await execa(tool, args, { stdin: 'ignore', cancelSignal: stopAll.signal, ...options });
   } catch (error: any) {
     if (error?.code === 'ENOENT') {
-      const pkg = packageOf[tool];
+      const pkg = packageOf(tool);
       throw new UserError(`host tool '${tool}' not found${pkg ? ` (Debian package ${pkg})` : ''}`);
     }
     if (error?.isCanceled || stopAll.signal.aborted) throw new UserError('interrupted');
@@ -38,10 +32,9 @@ export async function output(tool: string, args: readonly string[], options: Opt
   return String(r.stdout);
 }
 
-/** Fails with one line naming every missing host tool and the Debian package that brings it. */
-export async function requireTools(tools: string[]): Promise<void> {
-  const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean);
-  const found = (tool: string) => dirs.some((d) => {
+/** Whether a program is on PATH (executable). */
+export function onPath(tool: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).filter(Boolean).some((d) => {
     try {
       accessSync(join(d, tool), constants.X_OK);
       return true;
@@ -49,8 +42,12 @@ export async function requireTools(tools: string[]): Promise<void> {
       return false;
     }
   });
-  const missing = tools.filter((t) => !found(t));
+}
+
+/** Fails with one line naming every missing host tool and the Debian package that brings it. */
+export function requireTools(tools: string[], command = 'npm run build'): void {
+  const missing = tools.filter((t) => !onPath(t));
   if (missing.length === 0) return;
-  const named = missing.map((t) => (packageOf[t] ? `${t} (Debian package ${packageOf[t]})` : t));
-  throw new UserError(`missing host tools: ${named.join(', ')}; \`npm run build\` installs them`);
+  const named = missing.map((t) => (packageOf(t) ? `${t} (Debian package ${packageOf(t)})` : t));
+  throw new UserError(`missing host tools: ${named.join(', ')}; \`${command}\` installs them`);
 }

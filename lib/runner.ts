@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { inputsEpoch } from './epoch.ts';
 import { pathDigest, textDigest } from './hash.ts';
 import { requireTools } from './exec.ts';
+import { requireHostFiles, type HostFileName } from './host.ts';
 
 /** What a stage declares it reads. Everything here goes into the stage's cache key. */
 export interface StageInputs {
@@ -31,6 +32,8 @@ export interface Stage<Options> {
   after: string[];
   /** Host programs the stage runs; all are checked before the build starts. */
   tools: string[];
+  /** Host files the stage reads (lib/host-deps.json); all are checked before the build starts. */
+  hostFiles?: HostFileName[];
   /** Whether the stage applies to this build (default: always); a stage that does not is skipped. */
   when?(options: Options): boolean;
   /** What it reads; `upstream(name)` is the output folder of a stage in `after`, for inputs read from there. */
@@ -69,7 +72,8 @@ export async function runStages<Options>(
 ): Promise<Map<string, StageRecord>> {
   const print = settings.print ?? ((line: string) => process.stderr.write(`${line}\n`));
   const applicable = stages.filter((s) => s.when?.(options) ?? true);
-  await requireTools([...new Set(applicable.flatMap((s) => s.tools))]);
+  requireTools([...new Set(applicable.flatMap((s) => s.tools))]);
+  requireHostFiles([...new Set(applicable.flatMap((s) => s.hostFiles ?? []))]);
   const done = new Map<string, StageRecord>();
   let pruning: Promise<void> | undefined;
   let index = 0;

@@ -2,7 +2,8 @@ import { existsSync, statSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { run } from '../lib/exec.ts';
+import { onPath, run } from '../lib/exec.ts';
+import { hostFile } from '../lib/host.ts';
 import { fileDigest } from '../lib/hash.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage } from '../lib/runner.ts';
@@ -120,6 +121,7 @@ export const base: Stage<BuildOptions> = {
   summary: 'the base system: Debian 12 via mmdebstrap (cached by its package set), or --base ISO',
   after: [],
   tools: ['mmdebstrap', 'mksquashfs', 'dpkg-deb', 'xorriso', 'extract_compressed_fs'],
+  hostFiles: ['mmdebstrapMirrorHook'],
   inputs: (o) => ({
     files: [fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/squashfs.ts', import.meta.url))],
     // A user's ISO is named by path, size and time, not hashed: hashing gigabytes costs more
@@ -137,8 +139,9 @@ export const base: Stage<BuildOptions> = {
     ctx.log(`mmdebstrap ${defaultBase.suite} (${defaultBase.packages.length} packages and their dependencies)`);
     await run('mmdebstrap', [
       '--mode=auto', `--variant=${defaultBase.variant}`, '--format=directory',
-      '--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount',
-      ...(existsSync('/usr/share/mmdebstrap/hooks/eatmydata') && existsSync('/usr/bin/eatmydata') ? ['--hook-dir=/usr/share/mmdebstrap/hooks/eatmydata'] : []),
+      `--hook-dir=${hostFile('mmdebstrapMirrorHook')}`,
+      // eatmydata: dpkg without fsync, much faster; optional (setup installs it).
+      ...(existsSync(hostFile('mmdebstrapEatmydataHook')) && onPath('eatmydata') ? [`--hook-dir=${hostFile('mmdebstrapEatmydataHook')}`] : []),
       `--include=${defaultBase.packages.join(',')}`, `--include=${deb}`,
       ...defaultBase.pathExclude.map((p) => `--dpkgopt=path-exclude=${p}`),
       ...defaultBase.pathInclude.map((p) => `--dpkgopt=path-include=${p}`),

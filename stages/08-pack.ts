@@ -5,19 +5,15 @@ import { copyTree, linkOrCopy, stampTree } from '../lib/fsutil.ts';
 import { fileDigest, walk } from '../lib/hash.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage } from '../lib/runner.ts';
+import { hostFile } from '../lib/host.ts';
 import { makeEfiImage, makeGrubEfi } from '../iso/efi.ts';
 import { makeHybridIso } from '../iso/xorriso.ts';
 import type { BaseInfo } from './01-base.ts';
 import type { UnpackInfo } from './02-unpack.ts';
 import { initrdModuleSources, initrdModulesInputs, initrdWithModules } from '../lib/initrd-modules.ts';
 
-/** Boot loader files taken from the host's Debian packages (isolinux, syslinux-common). */
-export const hostBootFiles = {
-  isolinux: '/usr/lib/ISOLINUX/isolinux.bin',
-  mbr: '/usr/lib/ISOLINUX/isohdpfx.bin',
-  ldlinux: '/usr/lib/syslinux/modules/bios/ldlinux.c32',
-  grubModules: '/usr/lib/grub/x86_64-efi',
-};
+/** Boot loader files taken from the host's Debian packages (isolinux, syslinux-common, GRUB). */
+const bootFiles = ['isolinuxBin', 'isohybridMbr', 'ldlinux', 'grubEfiModules'] as const;
 
 export const isoName = 'knoppix-openssi.iso';
 
@@ -28,10 +24,11 @@ export const pack = {
   after: ['base', 'unpack', 'minirt', 'modules', 'inject', 'site'],
   when: (o) => !o.base,
   tools: ['xorriso', 'grub-mkimage', 'mkfs.fat', 'mcopy', 'create_compressed_fs'],
+  hostFiles: [...bootFiles],
   inputs: (o) => ({
     files: [
       fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/xorriso.ts', import.meta.url)),
-      fileURLToPath(new URL('../iso/efi.ts', import.meta.url)), ...Object.values(hostBootFiles), ...initrdModulesInputs,
+      fileURLToPath(new URL('../iso/efi.ts', import.meta.url)), ...bootFiles.map(hostFile), ...initrdModulesInputs,
     ],
     params: { volumeLabel: o.site.iso.volumeLabel, initrdModules: o.site.initrdModules },
   }),
@@ -55,8 +52,8 @@ export const pack = {
     } else {
       await linkOrCopy(minirt, join(isolinux, 'minirt.gz'));
     }
-    await copyFile(hostBootFiles.isolinux, join(isolinux, 'isolinux.bin'));
-    await copyFile(hostBootFiles.ldlinux, join(isolinux, 'ldlinux.c32'));
+    await copyFile(hostFile('isolinuxBin'), join(isolinux, 'isolinux.bin'));
+    await copyFile(hostFile('ldlinux'), join(isolinux, 'ldlinux.c32'));
     const md5 = new Map<string, string>([['KNOPPIX/KNOPPIX', base.rootMd5!]]);
     await linkOrCopy(join(baseDir, base.root!), join(tree, 'KNOPPIX', 'KNOPPIX'));
     const layers = [ctx.from('inject'), ctx.from('site')];
@@ -77,7 +74,7 @@ export const pack = {
     const iso = join(ctx.out, isoName);
     await makeHybridIso({
       tree, out: iso, volumeLabel, epoch: ctx.epoch, efiImage: join(work, 'efiboot.img'),
-      bios: { image: 'boot/isolinux/isolinux.bin', catalog: 'boot/isolinux/boot.cat', mbr: hostBootFiles.mbr },
+      bios: { image: 'boot/isolinux/isolinux.bin', catalog: 'boot/isolinux/boot.cat', mbr: hostFile('isohybridMbr') },
     });
     await rm(tree, { recursive: true, force: true });
     await rm(work, { recursive: true, force: true });

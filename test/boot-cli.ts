@@ -59,7 +59,8 @@ if (values.nodes !== undefined) {
 let failed = 0;
 const reports = [];
 for (const firmware of values.firmware === 'both' ? (['bios', 'uefi'] as const) : [values.firmware as 'bios' | 'uefi']) {
-  const report = await singleNodeBoot(iso, { firmware, accel: values.accel as AccelChoice, logDir, medium: values.usb ? 'usb' : 'cd' });
+  const report = await singleNodeBoot(iso, { firmware, accel: values.accel as AccelChoice, logDir, medium: values.usb ? 'usb' : 'cd' })
+    .catch((error) => fail(String(error?.message ?? error)));
   reports.push(report);
   if (!values.json) {
     console.log(`${firmware} (${report.accel}, ${report.medium}): shell after ${report.secondsToShell.toFixed(1)} s`);

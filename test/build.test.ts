@@ -6,6 +6,7 @@ import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileDigest } from '../lib/hash.ts';
 import { defaultOutPath, defaultSiteDir, projectRoot } from '../lib/paths.ts';
+import { hostFile } from '../lib/host.ts';
 import { elToritoEntries } from '../iso/xorriso.ts';
 import { isoFiles } from '../iso/layout.ts';
 import { initrdMembers } from '../iso/initrd.ts';
@@ -153,7 +154,7 @@ test('bad input: one clear line, non-zero exit, nothing written, input untouched
   await writeFile(join(tree, 'readme.txt'), 'hello');
   execFileSync('xorriso', ['-as', 'mkisofs', '-quiet', '-o', join(dir, 'plain.iso'), tree], { stdio: 'ignore' });
   await rejected(['--base', join(dir, 'plain.iso')], /plain\.iso: the ISO has no El Torito boot record/, out);
-  execFileSync('cp', ['/usr/lib/ISOLINUX/isolinux.bin', join(tree, 'isolinux/')]);
+  execFileSync('cp', [hostFile('isolinuxBin'), join(tree, 'isolinux/')]);
   execFileSync('xorriso', ['-as', 'mkisofs', '-quiet', '-o', join(dir, 'other.iso'), '-b', 'isolinux/isolinux.bin', '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table', tree], { stdio: 'ignore' });
   const otherSum = await fileDigest(join(dir, 'other.iso'));
   await rejected(['--base', join(dir, 'other.iso')], /other\.iso: unknown layout: neither KNOPPIX\/KNOPPIX nor live\/\*\.squashfs \(top level: isolinux, readme\.txt\)/, out);

@@ -15,6 +15,7 @@ import { menuInitrds } from '../iso/layout.ts';
 import { captureHashed } from '../lib/fifo.ts';
 import { run } from '../lib/exec.ts';
 import { fileDigest } from '../lib/hash.ts';
+import { hostFile } from '../lib/host.ts';
 import { scratch } from './helpers.ts';
 
 async function sampleTree() {
@@ -67,7 +68,7 @@ test('modules: closure follows modules.dep, skips built-ins, reports the unknown
 });
 
 test('elf: a static busybox is static, node is not', () => {
-  assert.ok(isStaticElf('/bin/busybox'), 'busybox-static on the host');
+  assert.ok(isStaticElf(hostFile('busyboxStatic')), 'busybox-static on the host');
   assert.not.ok(isStaticElf(process.execPath));
   assert.not.ok(isStaticElf('/etc/hostname'));
 });

@@ -12,6 +12,7 @@ import { moduleName } from '../iso/modules.ts';
 import { defaultOutPath } from '../lib/paths.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import { runStages, type Stage } from '../lib/runner.ts';
+import { hostFile } from '../lib/host.ts';
 import { unpack, type UnpackInfo } from '../stages/02-unpack.ts';
 
 let dir: string;
@@ -168,7 +169,7 @@ test('a base without depmod\'s text indexes: unpack takes its whole modules tree
   depmod(root);
   for (const f of ['modules.alias', 'modules.symbols', 'modules.alias.bin', 'modules.symbols.bin']) await rm(join(modulesDir, f));
   await mkdir(join(root, 'usr', 'bin'), { recursive: true });
-  await cp('/bin/busybox', join(root, 'usr', 'bin', 'busybox'));
+  await cp(hostFile('busyboxStatic'), join(root, 'usr', 'bin', 'busybox'));
   const image = join(dir, 'tiny', 'root.squashfs');
   execFileSync('mksquashfs', [root, image, '-quiet', '-no-progress', '-all-root'], { stdio: 'ignore' });
   const fakeBase: Stage<BuildOptions> = {

@@ -6,15 +6,18 @@ import { join } from 'node:path';
 import { projectRoot } from '../lib/paths.ts';
 
 const files = [
-  'site.test.ts', 'formats.test.ts', 'runner.test.ts', 'scripts.test.ts',
+  'host.test.ts', 'site.test.ts', 'formats.test.ts', 'runner.test.ts', 'scripts.test.ts',
   'build.test.ts', 'modules.test.ts', 'kmod-index.test.ts', 'kernel.test.ts', 'boot.test.ts', 'remaster.test.ts', 'cluster.test.ts', 'netboot.test.ts', 'repro.test.ts',
 ];
 const only = process.argv.slice(2);
 const chosen = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
 let passed = 0;
 let failed = 0;
+const durations: string[] = [];
+const runStarted = performance.now();
 for (const file of chosen) {
   console.log(`\n# ${file}`);
+  const started = performance.now();
   const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'test', file)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (chunk) => {
@@ -28,6 +31,8 @@ for (const file of chosen) {
   passed += ok;
   failed += total - ok;
   if (code !== 0 && total === ok) failed += 1; // the file itself failed outside a test
+  durations.push(`${((performance.now() - started) / 60000).toFixed(1).padStart(6)} min  ${file}${code !== 0 ? ' (failed)' : ''}`);
 }
+console.log(`\n# durations\n${durations.join('\n')}\n${((performance.now() - runStarted) / 60000).toFixed(1).padStart(6)} min  in all`);
 console.log(`\n${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
