@@ -1,18 +1,20 @@
 #!/usr/bin/env tsx
 // openssi-live build: turns a live CD (or the default Debian base) into a KNOPPIX/OpenSSI ISO.
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UserError } from './lib/errors.ts';
 import { stopAll } from './lib/exec.ts';
 import { publish } from './lib/fsutil.ts';
-import { buildManifest } from './lib/manifest.ts';
+import { buildManifest } from './stages/manifest.ts';
 import type { BuildOptions } from './lib/options.ts';
 import { defaultCacheDir, defaultOutPath, defaultSiteDir } from './lib/paths.ts';
 import { runStages } from './lib/runner.ts';
 import { loadSite } from './lib/site.ts';
 import { stages } from './stages/index.ts';
 import { isoName } from './stages/08-pack.ts';
+import { readIsoInfo } from './stages/handoff.ts';
 
 const usage = `Usage: npm run build -- [options]
 
@@ -60,6 +62,11 @@ async function parse(argv: string[]): Promise<BuildOptions & { json: boolean }> 
   const siteDir = resolve(values.site ?? defaultSiteDir);
   const siteStat = await stat(siteDir).catch(() => undefined);
   if (!siteStat?.isDirectory()) throw new UserError(`--site ${values.site}: no such folder`);
+  // A folder with none of a site's parts is a typo for another one, not a site of defaults.
+  const parts = ['site.json', 'files', 'iso', 'templates'];
+  if (!parts.some((p) => existsSync(join(siteDir, p)))) {
+    throw new UserError(`--site ${values.site}: not a site folder (it has none of ${parts.join(', ')})`);
+  }
   const out = resolve(values.out ?? defaultOutPath);
   if (values.out === undefined) await mkdir(dirname(out), { recursive: true });
   const outDir = await stat(dirname(out)).catch(() => undefined);
@@ -98,7 +105,7 @@ async function main(): Promise<void> {
   const records = await runStages(stages, options, { cacheDir: options.cacheDir, noCache: options.noCache, prune: true });
   const packDir = (records.get('pack') ?? records.get('remaster'))!.dir;
   const iso = join(packDir, isoName);
-  const { sha256 } = JSON.parse(await readFile(join(packDir, 'iso.json'), 'utf8'));
+  const { sha256 } = await readIsoInfo(packDir);
   const size = (await stat(iso)).size;
   const manifest = await buildManifest(records, options.site, { path: options.out, sha256, size }, options.pack);
   const manifestFile = manifestPath(options.out);

@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { inputsEpoch } from './epoch.ts';
 import { pathDigest, textDigest } from './hash.ts';
 import { requireTools } from './exec.ts';
+import { moduleSources, sourcesDigest } from './sources.ts';
 import { requireHostFiles, type HostFileName } from './host.ts';
 
 /** What a stage declares it reads. Everything here goes into the stage's cache key. */
 export interface StageInputs {
-  /** Files and folders whose contents the stage reads (its own source included). */
+  /** Files and folders whose contents the stage reads. Its code is not listed: see Stage.module. */
   files: string[];
   /** Settings the stage's output depends on; JSON-serialisable. */
   params?: unknown;
@@ -27,6 +28,11 @@ export interface StageContext<Options> {
 
 export interface Stage<Options> {
   name: string;
+  /**
+   * The stage's module (its `import.meta.url`): every file it imports, found by esbuild, and the
+   * versions of the npm packages among them are part of the key, so no edit can serve stale output.
+   */
+  module: string;
   summary: string;
   /** Earlier stages whose outputs this one reads. */
   after: string[];
@@ -93,11 +99,13 @@ export async function runStages<Options>(
     const declared = await stage.inputs(options, upstreamDir);
     const upstream = stage.keyedByInputs ? [] : upstreamAll;
     const fileDigests = await Promise.all(declared.files.map(pathDigest));
-    const ownEpoch = await inputsEpoch(declared.files);
+    const code = await moduleSources(stage.module);
+    const ownEpoch = await inputsEpoch([...declared.files, ...code.files]);
     const epoch = Math.max(ownEpoch, ...upstream.map((u) => u.epoch));
     const key = textDigest(JSON.stringify({
       stage: stage.name,
       files: fileDigests, // digests only: the same inputs in another clone or folder give the same key
+      code: await sourcesDigest(stage.module),
       params: declared.params ?? null,
       upstream: upstream.map((u) => [u.name, u.key]),
       epoch,

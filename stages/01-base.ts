@@ -1,7 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { onPath, run } from '../lib/exec.ts';
 import { hostFile } from '../lib/host.ts';
 import { fileDigest } from '../lib/hash.ts';
@@ -12,6 +11,7 @@ import { copyExtent, imageFormat, readBaseIso, readIsoFile, type BaseIso } from 
 import { bzImageRelease } from '../iso/kernel.ts';
 import { extractCloop } from '../iso/cloop.ts';
 import { UserError } from '../lib/errors.ts';
+import { type BaseInfo, writeBaseInfo } from './handoff.ts';
 
 /** The default base: a small Debian 12 system, the generic amd64 kernel, and what the CD runs. */
 export const defaultBase = {
@@ -20,6 +20,7 @@ export const defaultBase = {
   packages: [
     'linux-image-amd64', 'sysvinit-core', 'busybox-static', 'dnsmasq', 'dropbear-bin',
     'iproute2', 'kmod', 'procps', 'pxelinux', 'syslinux-common', 'nfs-kernel-server', 'wget',
+    'nftables', // the interconnect's firewall: members only (/usr/lib/openssi/firewall)
   ],
   // Documentation and translations make the CD bigger and the build slower, and nobody reads
   // them on a cluster node; copyright files stay.
@@ -28,22 +29,6 @@ export const defaultBase = {
   compression: ['zstd', 10] as [string, number],
 };
 
-export interface BaseInfo {
-  layout: 'knoppix' | 'debian-live';
-  kernelVersion: string;
-  /** The kernel image, relative to the stage folder. */
-  kernel: string;
-  /** The root filesystem to read files from: a file (relative to the stage folder, or absolute
-   * for the user's ISO), the byte offset where the filesystem starts in it, and its format. */
-  rootImage: { file: string; offset: number; format: 'squashfs' | 'iso9660' };
-  /** The default base's compressed root (relative to the stage folder) and its md5. */
-  root?: string;
-  rootMd5?: string;
-  packages: string[];
-  source: string;
-  /** A user's ISO to remaster: where its images, menus, kernel and initrd are. */
-  remaster?: BaseIso & { iso: string };
-}
 
 /**
  * A user's live ISO, read in place: its layout and boot setup, its kernel (and release), and
@@ -118,12 +103,13 @@ export function installedPackages(status: string): string[] {
 
 export const base: Stage<BuildOptions> = {
   name: 'base',
+  module: import.meta.url,
   summary: 'the base system: Debian 12 via mmdebstrap (cached by its package set), or --base ISO',
   after: [],
   tools: ['mmdebstrap', 'mksquashfs', 'dpkg-deb', 'xorriso', 'extract_compressed_fs'],
   hostFiles: ['mmdebstrapMirrorHook'],
   inputs: (o) => ({
-    files: [fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/squashfs.ts', import.meta.url))],
+    files: [],
     // A user's ISO is named by path, size and time, not hashed: hashing gigabytes costs more
     // than the remaster itself. Touching or replacing the file makes a new key.
     params: o.base ? { iso: o.base, ...isoIdentity(o.base) } : { ...defaultBase, mirror: o.mirror },
@@ -131,7 +117,7 @@ export const base: Stage<BuildOptions> = {
   async run(ctx) {
     if (ctx.options.base) {
       const info = await remasterBase(ctx.options.base, ctx.out, ctx.log);
-      await writeFile(join(ctx.out, 'base.json'), `${JSON.stringify(info, null, 2)}\n`);
+      await writeBaseInfo(ctx.out, info);
       return;
     }
     const root = join(ctx.out, 'root');
@@ -165,6 +151,6 @@ export const base: Stage<BuildOptions> = {
       rootMd5: await fileDigest(join(ctx.out, 'KNOPPIX'), 'md5'), packages,
       source: `debian ${defaultBase.suite} ${defaultBase.variant} via mmdebstrap from ${ctx.options.mirror}`,
     };
-    await writeFile(join(ctx.out, 'base.json'), `${JSON.stringify(info, null, 2)}\n`);
+    await writeBaseInfo(ctx.out, info);
   },
 };

@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { copyFile, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { linkOrCopy } from '../lib/fsutil.ts';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage } from '../lib/runner.ts';
 import { extractRoot, listRoot } from '../iso/rootfs.ts';
@@ -11,24 +10,9 @@ import { extractDeb } from '../iso/deb.ts';
 import { run } from '../lib/exec.ts';
 import { moduleClosure, readModuleIndex, vermagicSample } from '../iso/modules.ts';
 import { UserError } from '../lib/errors.ts';
-import { installedPackages, type BaseInfo } from './01-base.ts';
+import { installedPackages } from './01-base.ts';
+import { type BaseInfo, type UnpackInfo, readBaseInfo, writeUnpackInfo } from './handoff.ts';
 
-export interface UnpackInfo {
-  /** The kernel the CD boots: the base's, or the site's replacement package's. */
-  kernelVersion: string;
-  /** That kernel's image, relative to the stage folder. */
-  kernel: string;
-  /** Its lib/modules/<kver>, relative to the stage folder. */
-  modulesDir: string;
-  /** Where the image keeps modules trees (usr/lib/modules or lib/modules), relative to its root. */
-  imageModulesDir: string;
-  /** The base's own kernel version; differs from kernelVersion when the site replaces the kernel. */
-  baseKernelVersion: string;
-  /** A user's base's installed packages ("name version"), read from its dpkg status. */
-  packages?: string[];
-  /** A static busybox for minirt, taken from the base. */
-  busybox: string;
-}
 
 /**
  * A replacement kernel package's image and modules tree, moved into dir: what OpenSSI itself
@@ -59,18 +43,17 @@ async function replacementKernel(deb: string, dir: string): Promise<{ kver: stri
  */
 export const unpack: Stage<BuildOptions> = {
   name: 'unpack',
+  module: import.meta.url,
   summary: "the kernel (the base's or the site's package), its modules (all, or a remaster's few), a static busybox",
   after: ['base'],
   tools: ['unsquashfs', 'dpkg-deb', 'depmod'],
   inputs: (o) => ({
-    files: [fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/squashfs.ts', import.meta.url)), fileURLToPath(new URL('../iso/rootfs.ts', import.meta.url)),
-      fileURLToPath(new URL('../iso/deb.ts', import.meta.url)), fileURLToPath(new URL('../iso/modules.ts', import.meta.url)),
-      ...(o.site.kernel ? [resolve(o.siteDir, o.site.kernel)] : [])],
+    files: o.site.kernel ? [resolve(o.siteDir, o.site.kernel)] : [],
     params: { initrdModules: o.site.initrdModules },
   }),
   async run(ctx) {
     const baseDir = ctx.from('base');
-    const info: BaseInfo = JSON.parse(await readFile(join(baseDir, 'base.json'), 'utf8'));
+    const info = await readBaseInfo(baseDir);
     const kver = info.kernelVersion;
     const root = join(ctx.out, 'root');
     await mkdir(root, { recursive: true });
@@ -124,6 +107,6 @@ export const unpack: Stage<BuildOptions> = {
     }
     // The base's paths, so the manifest can tell a file the layers add from one they replace.
     await writeFile(join(ctx.out, 'base-files.txt'), `${baseFiles.join('\n')}\n`);
-    await writeFile(join(ctx.out, 'unpack.json'), `${JSON.stringify(result, null, 2)}\n`);
+    await writeUnpackInfo(ctx.out, result);
   },
 };

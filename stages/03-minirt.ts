@@ -1,13 +1,12 @@
 import { copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { run } from '../lib/exec.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import { overlaysDir } from '../lib/paths.ts';
 import type { Stage } from '../lib/runner.ts';
 import { entriesFromTree, writeCpioGz } from '../iso/cpio.ts';
 import { moduleClosure, readModuleIndex } from '../iso/modules.ts';
-import type { UnpackInfo } from './02-unpack.ts';
+import { readUnpackInfo } from './handoff.ts';
 
 /**
  * Drivers minirt loads to find the medium, in this order: disk and CD controllers (IDE, AHCI,
@@ -32,18 +31,19 @@ export const minirtNetModules = [
 
 export const minirt = {
   name: 'minirt',
+  module: import.meta.url,
   summary: "minirt.gz: the project's initramfs (busybox, the kernel's storage and NIC drivers, init)",
   after: ['unpack'],
   // A user's ISO boots with its own initrd.
   when: (o: BuildOptions) => !o.base,
   tools: ['depmod'],
   inputs: () => ({
-    files: [fileURLToPath(import.meta.url), join(overlaysDir, 'minirt'), fileURLToPath(new URL('../iso/cpio.ts', import.meta.url))],
+    files: [join(overlaysDir, 'minirt')],
     params: { modules: minirtModules, netModules: minirtNetModules },
   }),
   async run(ctx) {
     const unpackDir = ctx.from('unpack');
-    const info: UnpackInfo = JSON.parse(await readFile(join(unpackDir, 'unpack.json'), 'utf8'));
+    const info = await readUnpackInfo(unpackDir);
     const kver = info.kernelVersion;
     const modulesDir = join(unpackDir, info.modulesDir);
     const tree = join(ctx.out, 'tree');

@@ -1,19 +1,18 @@
 import { cp, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { output, run } from '../lib/exec.ts';
 import { kernelHeaders } from '../lib/hostpkg.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import { projectRoot } from '../lib/paths.ts';
 import type { Stage } from '../lib/runner.ts';
-import type { UnpackInfo } from './02-unpack.ts';
+import { readUnpackInfo } from './handoff.ts';
 
 /** Out-of-tree modules the project carries as source (modules/NAME), built for the CD's kernel. */
 export const sourceModules = ['ssi_compat'];
 const sourceDir = join(projectRoot, 'modules');
 
-const kernelOf = async (unpackDir: string) => (JSON.parse(await readFile(join(unpackDir, 'unpack.json'), 'utf8')) as UnpackInfo).kernelVersion;
+const kernelOf = async (unpackDir: string) => (await readUnpackInfo(unpackDir)).kernelVersion;
 
 /**
  * The project's kernel modules compiled against the CD kernel's headers (Debian's
@@ -22,6 +21,7 @@ const kernelOf = async (unpackDir: string) => (JSON.parse(await readFile(join(un
  */
 export const kbuild = {
   name: 'kbuild',
+  module: import.meta.url,
   summary: "ssi_compat compiled against the CD kernel's headers (one build serves every base with that kernel)",
   after: ['unpack'],
   tools: ['make', 'gcc', 'strip', 'dpkg-query'],
@@ -29,7 +29,7 @@ export const kbuild = {
   inputs: async (_o, upstream) => {
     const kver = await kernelOf(upstream('unpack'));
     const headers = await output('dpkg-query', ['-W', '-f', '${Version}', `linux-headers-${kver}`], { reject: false });
-    return { files: [fileURLToPath(import.meta.url), sourceDir], params: { sourceModules, kver, headers: headers.trim() } };
+    return { files: [sourceDir], params: { sourceModules, kver, headers: headers.trim() } };
   },
   async run(ctx) {
     const kver = await kernelOf(ctx.from('unpack'));

@@ -1,15 +1,14 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { UserError } from '../lib/errors.ts';
 import { run } from '../lib/exec.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage } from '../lib/runner.ts';
 import { modinfo, moduleName, readModule, readModuleIndex, vermagicSample } from '../iso/modules.ts';
 import { addModules, binIndexNames, moduleFacts, textIndexNames, type BinIndexes, type ModuleFacts, type TextIndexes } from '../iso/kmod-index.ts';
-import type { UnpackInfo } from './02-unpack.ts';
 import { sourceModules } from './04-kbuild.ts';
+import { readUnpackInfo } from './handoff.ts';
 
 /** The site's prebuilt modules: each .ko named, and every .ko in each folder named. */
 export async function siteModuleFiles(siteDir: string, paths: string[]): Promise<string[]> {
@@ -50,16 +49,16 @@ export function checkVermagic(file: string, ko: Buffer, kernelVermagic: string, 
  */
 export const modules = {
   name: 'modules',
+  module: import.meta.url,
   summary: "kernel modules on the CD: ssi_compat and the site's, vermagic checked, the kernel's indexes with them in",
   after: ['unpack', 'kbuild'],
   tools: [],
   inputs: async (o) => ({
-    files: [fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/modules.ts', import.meta.url)), fileURLToPath(new URL('../iso/kmod-index.ts', import.meta.url)),
-      ...(await siteModuleFiles(o.siteDir, o.site.modules))],
+    files: await siteModuleFiles(o.siteDir, o.site.modules),
   }),
   async run(ctx) {
     const unpackDir = ctx.from('unpack');
-    const info: UnpackInfo = JSON.parse(await readFile(join(unpackDir, 'unpack.json'), 'utf8'));
+    const info = await readUnpackInfo(unpackDir);
     const kver = info.kernelVersion;
     const baseModules = join(unpackDir, info.modulesDir);
     const index = await readModuleIndex(baseModules);

@@ -1,28 +1,28 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { copyTree } from '../lib/fsutil.ts';
-import { packLayer } from '../lib/layer.ts';
+import { packLayer } from './layer.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import { overlaysDir } from '../lib/paths.ts';
 import type { Stage } from '../lib/runner.ts';
-import type { UnpackInfo } from './02-unpack.ts';
+import { readUnpackInfo } from './handoff.ts';
 
 /** The OpenSSI layer: overlays/openssi and the kernel modules, in their own squashfs over the base. */
 export const inject = {
   name: 'inject',
+  module: import.meta.url,
   summary: 'the OpenSSI layer: overlays/openssi (userland, boot scripts, docs) and the modules',
   after: ['unpack', 'modules'],
   tools: ['mksquashfs'],
   inputs: () => ({
-    files: [fileURLToPath(import.meta.url), join(overlaysDir, 'openssi'), join(overlaysDir, 'openssi.hide'), fileURLToPath(new URL('../lib/layer.ts', import.meta.url))],
+    files: [join(overlaysDir, 'openssi'), join(overlaysDir, 'openssi.hide')],
   }),
   async run(ctx) {
     const tree = join(ctx.out, 'tree');
     await copyTree(join(overlaysDir, 'openssi'), tree);
     await copyTree(join(ctx.from('modules'), 'tree'), tree);
     const hide = (await readFile(join(overlaysDir, 'openssi.hide'), 'utf8')).split('\n').filter((l) => l.startsWith('/'));
-    const kernel: UnpackInfo = JSON.parse(await readFile(join(ctx.from('unpack'), 'unpack.json'), 'utf8'));
+    const kernel = await readUnpackInfo(ctx.from('unpack'));
     // A replacement kernel's modules came with the modules stage; the base's go out of sight.
     if (kernel.kernelVersion !== kernel.baseKernelVersion) hide.push(`/${kernel.imageModulesDir}/${kernel.baseKernelVersion}`);
     await packLayer(tree, ctx.out, ctx.epoch, hide);

@@ -2,10 +2,9 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { authorizedKeyLine, clusterKeySeed, dropbearPrivateKey } from '../lib/clusterkey.ts';
 import { copyTree } from '../lib/fsutil.ts';
-import { packLayer } from '../lib/layer.ts';
+import { packLayer } from './layer.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import { templatesDir } from '../lib/paths.ts';
 import { renderTemplates } from '../lib/templates.ts';
@@ -13,8 +12,8 @@ import type { Stage } from '../lib/runner.ts';
 import { prefixLength } from '../lib/site.ts';
 
 /** Extra kernel arguments every boot entry carries: consoles first, then the site's own. */
-export function kernelArgs(siteArgs: string[]): string {
-  return ['console=tty0', 'console=ttyS0,115200n8', ...siteArgs].join(' ');
+export function kernelArgList(siteArgs: string[]): string[] {
+  return ['console=tty0', 'console=ttyS0,115200n8', ...siteArgs];
 }
 
 /** The site's extra CDSLs: a symlink into /cluster/node{nodenum} each, and their list. */
@@ -30,10 +29,14 @@ async function addCdsls(tree: string, paths: string[]): Promise<void> {
   }
 }
 
-/** The cluster key: onnode's client key on every node, and the only key its servers accept. */
-async function addClusterKey(tree: string, seed: Buffer, clustername: string): Promise<void> {
-  await mkdir(join(tree, 'etc', 'openssi'), { recursive: true });
-  await writeFile(join(tree, 'etc', 'openssi', 'cluster-key'), dropbearPrivateKey(seed), { mode: 0o600 });
+/**
+ * The cluster key: onnode's client key on every node, and the only key its servers accept. The
+ * private key goes in the ISO tree (openssi/cluster-key), never in a layer: layers are served to
+ * netbooting nodes, while node 1 hands the key only to clustertab members (/usr/lib/openssi/cluster-key).
+ */
+async function addClusterKey(tree: string, iso: string, seed: Buffer, clustername: string): Promise<void> {
+  await mkdir(join(iso, 'openssi'), { recursive: true });
+  await writeFile(join(iso, 'openssi', 'cluster-key'), dropbearPrivateKey(seed), { mode: 0o600 });
   await mkdir(join(tree, 'root', '.ssh'), { recursive: true, mode: 0o700 });
   await writeFile(join(tree, 'root', '.ssh', 'authorized_keys'),
     authorizedKeyLine(seed, 'no-port-forwarding,no-agent-forwarding,no-X11-forwarding', `openssi-cluster@${clustername}`), { mode: 0o600 });
@@ -50,17 +53,18 @@ function netmask(prefix: number): string {
  */
 export const site = {
   name: 'site',
+  module: import.meta.url,
   summary: 'the site layer and boot menus (site.json, files/, iso/, templates/)',
   after: [],
   tools: ['mksquashfs'],
   inputs: async (o) => ({
-    files: [fileURLToPath(import.meta.url), o.siteDir, templatesDir, fileURLToPath(new URL('../lib/layer.ts', import.meta.url))],
+    files: [o.siteDir, templatesDir],
     // The key's digest, not the key: the cache key must change with it but never hold it.
     params: { site: o.site, clusterKey: createHash('sha256').update(await clusterKeySeed(o.clusterKey, !o.clusterKeyGiven)).digest('hex') },
   }),
   async run(ctx) {
     const { site: config, siteDir } = ctx.options;
-    const data = { site: config, prefix: prefixLength(config), netmask: netmask(prefixLength(config)), kernelArgs: kernelArgs(config.boot.kernelArgs) };
+    const data = { site: config, prefix: prefixLength(config), netmask: netmask(prefixLength(config)), kernelArgs: kernelArgList(config.boot.kernelArgs).join(' '), kernelArgList: kernelArgList(config.boot.kernelArgs) };
     const tree = join(ctx.out, 'tree');
     const iso = join(ctx.out, 'iso');
     await mkdir(tree, { recursive: true });
@@ -70,7 +74,7 @@ export const site = {
     await renderTemplates([join(templatesDir, 'rootfs'), join(siteDir, 'templates', 'rootfs')], data, tree);
     await renderTemplates([join(templatesDir, 'iso'), join(siteDir, 'templates', 'iso')], data, iso);
     await addCdsls(tree, config.cdsl);
-    await addClusterKey(tree, await clusterKeySeed(ctx.options.clusterKey, !ctx.options.clusterKeyGiven), config.clustername);
+    await addClusterKey(tree, iso, await clusterKeySeed(ctx.options.clusterKey, !ctx.options.clusterKeyGiven), config.clustername);
     await packLayer(tree, ctx.out, ctx.epoch);
   },
 } satisfies Stage<BuildOptions>;

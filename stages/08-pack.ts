@@ -1,6 +1,5 @@
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { copyTree, linkOrCopy, stampTree } from '../lib/fsutil.ts';
 import { fileDigest, walk } from '../lib/hash.ts';
 import type { BuildOptions } from '../lib/options.ts';
@@ -8,9 +7,8 @@ import type { Stage } from '../lib/runner.ts';
 import { hostFile } from '../lib/host.ts';
 import { makeEfiImage, makeGrubEfi } from '../iso/efi.ts';
 import { makeHybridIso } from '../iso/xorriso.ts';
-import type { BaseInfo } from './01-base.ts';
-import type { UnpackInfo } from './02-unpack.ts';
-import { initrdModuleSources, initrdModulesInputs, initrdWithModules } from '../lib/initrd-modules.ts';
+import { initrdModuleSources, initrdModulesInputs, initrdWithModules } from './initrd-modules.ts';
+import { readBaseInfo, readUnpackInfo, writeIsoInfo } from './handoff.ts';
 
 /** Boot loader files taken from the host's Debian packages (isolinux, syslinux-common, GRUB). */
 const bootFiles = ['isolinuxBin', 'isohybridMbr', 'ldlinux', 'grubEfiModules'] as const;
@@ -20,26 +18,24 @@ export const isoName = 'knoppix-openssi.iso';
 /** The ISO: KNOPPIX layout, layers numbered after the base's, hybrid BIOS/UEFI, CD/USB. */
 export const pack = {
   name: 'pack',
+  module: import.meta.url,
   summary: 'the hybrid ISO (isolinux + GRUB EFI, El Torito + MBR/GPT) with xorriso',
   after: ['base', 'unpack', 'minirt', 'modules', 'inject', 'site'],
   when: (o) => !o.base,
   tools: ['xorriso', 'grub-mkimage', 'mkfs.fat', 'mcopy', 'create_compressed_fs'],
   hostFiles: [...bootFiles],
   inputs: (o) => ({
-    files: [
-      fileURLToPath(import.meta.url), fileURLToPath(new URL('../iso/xorriso.ts', import.meta.url)),
-      fileURLToPath(new URL('../iso/efi.ts', import.meta.url)), ...bootFiles.map(hostFile), ...initrdModulesInputs,
-    ],
+    files: [...bootFiles.map(hostFile), ...initrdModulesInputs],
     params: { volumeLabel: o.site.iso.volumeLabel, initrdModules: o.site.initrdModules },
   }),
   async run(ctx) {
     const baseDir = ctx.from('base');
-    const base: BaseInfo = JSON.parse(await readFile(join(baseDir, 'base.json'), 'utf8'));
+    const base = await readBaseInfo(baseDir);
     const tree = join(ctx.out, 'tree');
     const work = join(ctx.out, 'work');
     await mkdir(work, { recursive: true });
     const isolinux = join(tree, 'boot', 'isolinux');
-    const kernel: UnpackInfo = JSON.parse(await readFile(join(ctx.from('unpack'), 'unpack.json'), 'utf8'));
+    const kernel = await readUnpackInfo(ctx.from('unpack'));
     await linkOrCopy(join(ctx.from('unpack'), kernel.kernel), join(isolinux, 'linux'));
     const minirt = join(ctx.from('minirt'), 'minirt.gz');
     if (ctx.options.site.initrdModules.length) {
@@ -78,6 +74,6 @@ export const pack = {
     });
     await rm(tree, { recursive: true, force: true });
     await rm(work, { recursive: true, force: true });
-    await writeFile(join(ctx.out, 'iso.json'), `${JSON.stringify({ file: isoName, sha256: await fileDigest(iso) })}\n`);
+    await writeIsoInfo(ctx.out, { file: isoName, sha256: await fileDigest(iso) });
   },
 } satisfies Stage<BuildOptions>;

@@ -1,6 +1,5 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { UserError } from '../lib/errors.ts';
 import { walk } from '../lib/hash.ts';
 import type { BuildOptions } from '../lib/options.ts';
@@ -13,10 +12,10 @@ import { extractRoot, type RootImage } from '../iso/rootfs.ts';
 import { makeSquashfs, squashfsCompressor } from '../iso/squashfs.ts';
 import { rewriteIso } from '../iso/xorriso.ts';
 import { run } from '../lib/exec.ts';
-import type { BaseInfo } from './01-base.ts';
-import { initrdModuleSources, initrdModulesInputs, initrdWithModules } from '../lib/initrd-modules.ts';
-import { kernelArgs } from './07-site.ts';
+import { initrdModuleSources, initrdModulesInputs, initrdWithModules } from './initrd-modules.ts';
+import { kernelArgList } from './07-site.ts';
 import { isoName } from './08-pack.ts';
+import { readBaseInfo, writeIsoInfo } from './handoff.ts';
 
 type Base = BaseIso & { iso: string };
 interface IsoFile { source: string; path: string }
@@ -134,7 +133,7 @@ async function flattenImages(ctx: StageContext<BuildOptions>, base: Base, work: 
  * (the site's boot.timeout) where the base's menu would wait for a key forever.
  */
 async function menus(ctx: StageContext<BuildOptions>, menuTexts: Map<string, string>, work: string): Promise<IsoFile[]> {
-  const args = kernelArgs(ctx.options.site.boot.kernelArgs).split(' ');
+  const args = kernelArgList(ctx.options.site.boot.kernelArgs);
   const files: IsoFile[] = [];
   for (const [menu, text] of menuTexts) {
     let patched = addKernelArgs(text, menuFormat(menu), args);
@@ -188,16 +187,17 @@ async function initrdFiles(ctx: StageContext<BuildOptions>, base: Base, menuText
  */
 export const remaster = {
   name: 'remaster',
+  module: import.meta.url,
   summary: "the user's ISO with our layers (layer mode) or merged and recompressed (flatten mode)",
   after: ['base', 'unpack', 'modules', 'inject', 'site'],
   when: (o) => Boolean(o.base),
   tools: ['xorriso', 'create_compressed_fs', 'mksquashfs', 'unsquashfs'],
   inputs: (o) => ({
-    files: [fileURLToPath(import.meta.url), ...['xorriso', 'menus', 'cloop', 'overlay', 'rootfs'].map((f) => fileURLToPath(new URL(`../iso/${f}.ts`, import.meta.url))), ...initrdModulesInputs],
+    files: initrdModulesInputs,
     params: { pack: o.pack, compressor: o.compressor ?? null, kernelArgs: o.site.boot.kernelArgs, timeout: o.site.boot.timeout, initrdModules: o.site.initrdModules },
   }),
   async run(ctx) {
-    const info: BaseInfo = JSON.parse(await readFile(join(ctx.from('base'), 'base.json'), 'utf8'));
+    const info = await readBaseInfo(ctx.from('base'));
     const base = info.remaster!;
     const work = join(ctx.out, 'work');
     await mkdir(work, { recursive: true });
@@ -216,6 +216,6 @@ export const remaster = {
     const iso = join(ctx.out, isoName);
     const sha256 = await rewriteIso({ base: base.iso, out: iso, epoch: ctx.epoch, files, remove: images.remove });
     await rm(work, { recursive: true, force: true });
-    await writeFile(join(ctx.out, 'iso.json'), `${JSON.stringify({ file: isoName, sha256 })}\n`);
+    await writeIsoInfo(ctx.out, { file: isoName, sha256 });
   },
 } satisfies Stage<BuildOptions>;

@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { projectRoot } from '../lib/paths.ts';
-import { pathDigest } from '../lib/hash.ts';
+import { pathDigest, textDigest } from '../lib/hash.ts';
+import { sourcesDigest } from '../lib/sources.ts';
 
 /** Test inputs that are made or fetched, kept outside git under .cache/fixtures. */
 export const fixturesDir = process.env.OPENSSI_LIVE_FIXTURES ?? join(projectRoot, '.cache', 'fixtures');
@@ -29,12 +30,13 @@ export async function debianPackage(name: string): Promise<string> {
 }
 
 /**
- * A fixture ISO made by a script under fixtures/, rebuilt when the script's folder changes
- * (its digest is in the file name). Returns the ISO's path.
+ * A fixture ISO made by a script under fixtures/, rebuilt when the script's folder or any file
+ * its code imports changes (their digest is in the file name). Returns the ISO's path.
  */
 export async function fixtureIso(name: 'knoppix' | 'debian-live', args: string[] = [], label: string = name): Promise<string> {
   const dir = join(projectRoot, 'fixtures', name);
-  const digest = (await pathDigest(dir)).slice(0, 12);
+  // The script's folder and every file its code imports (lib/, iso/...): an edit to any makes a new fixture.
+  const digest = textDigest(`${await pathDigest(dir)} ${await sourcesDigest(join(dir, 'make.ts'))}`).slice(0, 12);
   const iso = join(fixturesDir, `${label}-${digest}.iso`);
   if (existsSync(iso)) return iso;
   await mkdir(fixturesDir, { recursive: true });

@@ -13,7 +13,8 @@ import { defaultOutPath } from '../lib/paths.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import { runStages, type Stage } from '../lib/runner.ts';
 import { hostFile } from '../lib/host.ts';
-import { unpack, type UnpackInfo } from '../stages/02-unpack.ts';
+import { unpack } from '../stages/02-unpack.ts';
+import { type UnpackInfo, readUnpackInfo } from '../stages/handoff.ts';
 
 let dir: string;
 let kver: string;
@@ -173,7 +174,7 @@ test('a base without depmod\'s text indexes: unpack takes its whole modules tree
   const image = join(dir, 'tiny', 'root.squashfs');
   execFileSync('mksquashfs', [root, image, '-quiet', '-no-progress', '-all-root'], { stdio: 'ignore' });
   const fakeBase: Stage<BuildOptions> = {
-    name: 'base', summary: 'a remastered base made by hand', after: [], tools: [],
+    name: 'base', module: import.meta.url, summary: 'a remastered base made by hand', after: [], tools: [],
     inputs: () => ({ files: [], params: { image } }),
     async run(ctx) {
       await writeFile(join(ctx.out, 'linux'), 'not a kernel');
@@ -186,7 +187,7 @@ test('a base without depmod\'s text indexes: unpack takes its whole modules tree
   };
   const options = { site: { initrdModules: [] }, siteDir: dir } as unknown as BuildOptions;
   const done = await runStages([fakeBase, unpack], options, { cacheDir: join(dir, 'tiny', 'cache'), print: () => {} });
-  const info: UnpackInfo = JSON.parse(await readFile(join(done.get('unpack')!.dir, 'unpack.json'), 'utf8'));
+  const info = await readUnpackInfo(done.get('unpack')!.dir);
   const unpacked = join(done.get('unpack')!.dir, info.modulesDir);
   for (const p of paths) assert.ok(existsSync(join(unpacked, p)), `${p}: the whole tree`);
   assert.match(await readFile(join(unpacked, 'modules.symbols'), 'utf8'), /^alias symbol:failover_register failover$/m);

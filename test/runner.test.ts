@@ -1,16 +1,20 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, utimes, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { cp, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { runStages, type Stage } from '../lib/runner.ts';
+import { moduleSources, sourcesDigest } from '../lib/sources.ts';
+import { projectRoot } from '../lib/paths.ts';
+import { stages } from '../stages/index.ts';
 import { scratch } from './helpers.ts';
 
 interface Opts { input: string; failSecond?: boolean }
 const calls: string[] = [];
 
 const first: Stage<Opts> = {
-  name: 'first', summary: 'copies its input', after: [], tools: ['cp'],
+  name: 'first', module: import.meta.url, summary: 'copies its input', after: [], tools: ['cp'],
   inputs: (o) => ({ files: [o.input] }),
   async run(ctx) {
     calls.push('first');
@@ -18,7 +22,7 @@ const first: Stage<Opts> = {
   },
 };
 const second: Stage<Opts> = {
-  name: 'second', summary: 'reads the first', after: ['first'], tools: [],
+  name: 'second', module: import.meta.url, summary: 'reads the first', after: ['first'], tools: [],
   inputs: (o) => ({ files: [], params: { failSecond: Boolean(o.failSecond) } }),
   async run(ctx) {
     calls.push('second');
@@ -108,6 +112,60 @@ test('a missing host tool stops the build before any stage, naming it', async ()
     assert.match(error.message, /^missing host tools: no-such-tool-xyz;/);
   }
   assert.not.ok(existsSync(join(cache, 'stages')));
+});
+
+test('a stage reruns when any file its code imports changes (its import graph, not a list)', async () => {
+  const dir = await scratch('graph-');
+  await writeFile(join(dir, 'helper.ts'), 'export const greeting = "hello";\n');
+  await writeFile(join(dir, 'stage.ts'), 'import { greeting } from "./helper.ts";\nexport const used = greeting;\n');
+  const cache = await scratch('cache-');
+  let runs = 0;
+  const stage: Stage<Record<string, never>> = {
+    name: 'graph', module: join(dir, 'stage.ts'), summary: 'its code is in a temporary folder', after: [], tools: [],
+    inputs: () => ({ files: [] }),
+    async run() {
+      runs += 1;
+    },
+  };
+  await runStages([stage], {}, { cacheDir: cache, ...quiet });
+  await runStages([stage], {}, { cacheDir: cache, ...quiet });
+  assert.is(runs, 1, 'cached the second time');
+  await writeFile(join(dir, 'helper.ts'), 'export const greeting = "hello again";\n');
+  await runStages([stage], {}, { cacheDir: cache, ...quiet });
+  assert.is(runs, 2, 'an edit of a file the stage imports makes a new key');
+});
+
+test('every file each stage and each fixture script imports is part of its key: editing any one of them changes it', async () => {
+  // A copy of the code, so the edits never touch the working tree.
+  const copy = await scratch('code-');
+  for (const d of ['lib', 'stages', 'iso', 'fixtures']) await cp(join(projectRoot, d), join(copy, d), { recursive: true });
+  await symlink(join(projectRoot, 'node_modules'), join(copy, 'node_modules'));
+  let checked = 0;
+  const entries = [
+    ...stages.map((s) => ({ name: s.name, file: fileURLToPath(s.module) })),
+    ...['knoppix', 'debian-live'].map((f) => ({ name: `fixture ${f}`, file: join(projectRoot, 'fixtures', f, 'make.ts') })),
+  ];
+  for (const stage of entries) {
+    const module = join(copy, relative(projectRoot, stage.file));
+    const { files } = await moduleSources(module);
+    assert.ok(files.includes(module), `${stage.name}: its own file`);
+    const before = await sourcesDigest(module);
+    for (const file of files) {
+      const text = await readFile(file);
+      await writeFile(file, Buffer.concat([text, Buffer.from('\n// edited\n')]));
+      assert.is.not(await sourcesDigest(module), before, `${stage.name}: editing ${relative(copy, file)}`);
+      await writeFile(file, text);
+      checked += 1;
+    }
+    assert.is(await sourcesDigest(module), before);
+  }
+  assert.ok(checked > 60, `${checked} files checked`);
+  // Files the hand-made lists used to miss are in now.
+  const graph = async (name: string) => (await moduleSources(stages.find((s) => s.name === name)!.module)).files.map((f) => relative(projectRoot, f));
+  for (const f of ['iso/layout.ts', 'iso/kernel.ts', 'iso/cloop.ts']) assert.ok((await graph('base')).includes(f), `base imports ${f}`);
+  for (const f of ['lib/clusterkey.ts', 'lib/templates.ts']) assert.ok((await graph('site')).includes(f), `site imports ${f}`);
+  for (const f of ['lib/fifo.ts', 'stages/07-site.ts']) assert.ok((await graph('remaster')).includes(f), `remaster imports ${f}`);
+  assert.ok((await moduleSources(stages.find((s) => s.name === 'site')!.module)).packages.ejs, 'the ejs version is in the site key');
 });
 
 test.run();

@@ -1,17 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readLayerFiles } from './layer.ts';
-import type { StageRecord } from './runner.ts';
-import type { SiteConfig } from './site.ts';
-import type { BaseInfo } from '../stages/01-base.ts';
-import type { UnpackInfo } from '../stages/02-unpack.ts';
-import { layerNames } from '../stages/09-remaster.ts';
+import type { StageRecord } from '../lib/runner.ts';
+import type { SiteConfig } from '../lib/site.ts';
+import { layerNames } from './09-remaster.ts';
+import { readBaseInfo, readUnpackInfo } from './handoff.ts';
 
 /** What went into an ISO: the base, each stage's digest, and every file the layers add or replace. */
 export async function buildManifest(records: Map<string, StageRecord>, site: SiteConfig, iso: { path: string; sha256: string; size: number }, pack: 'layer' | 'flatten' = 'layer') {
   const dir = (name: string) => records.get(name)!.dir;
-  const base: BaseInfo = JSON.parse(await readFile(join(dir('base'), 'base.json'), 'utf8'));
-  const kernel: UnpackInfo = JSON.parse(await readFile(join(dir('unpack'), 'unpack.json'), 'utf8'));
+  const base = await readBaseInfo(dir('base'));
+  const kernel = await readUnpackInfo(dir('unpack'));
   const baseFiles = new Set((await readFile(join(dir('unpack'), 'base-files.txt'), 'utf8')).split('\n'));
   const layers = [];
   // Our layers follow the base's images: KNOPPIX/KNOPPIX1 and 2 on the default base.

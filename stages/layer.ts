@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileDigest, walk } from './hash.ts';
+import { fileDigest, walk } from '../lib/hash.ts';
 import { makeSquashfs } from '../iso/squashfs.ts';
 
 export interface LayerFile { path: string; type: 'file' | 'dir' | 'symlink' | 'whiteout'; mode: number; sha256?: string; target?: string }

@@ -1,17 +1,17 @@
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { entriesFromTree, newcArchive } from '../iso/cpio.ts';
 import { appendToInitrd, initrdMembers } from '../iso/initrd.ts';
 import { moduleClosure, readModule, readModuleIndex } from '../iso/modules.ts';
-import { UserError } from './errors.ts';
-import { overlaysDir } from './paths.ts';
-import type { UnpackInfo } from '../stages/02-unpack.ts';
-import type { BuildOptions } from './options.ts';
+import { UserError } from '../lib/errors.ts';
+import { overlaysDir } from '../lib/paths.ts';
+import type { BuildOptions } from '../lib/options.ts';
+import { readUnpackInfo } from './handoff.ts';
 
 /** Source files the result depends on (for a stage's cache key). */
-export const initrdModulesInputs = [fileURLToPath(import.meta.url), join(overlaysDir, 'initrd'), fileURLToPath(new URL('../iso/initrd.ts', import.meta.url)), fileURLToPath(new URL('../iso/cpio.ts', import.meta.url))];
+/** What initrdWithModules reads besides code: the initrd's init. */
+export const initrdModulesInputs = [join(overlaysDir, 'initrd')];
 
 /**
  * What initrdWithModules needs from the pipeline: the site's names and its site.json (for
@@ -19,7 +19,7 @@ export const initrdModulesInputs = [fileURLToPath(import.meta.url), join(overlay
  * modules.dep covers all), then unpack's; unpack's static busybox.
  */
 export async function initrdModuleSources(options: BuildOptions, unpackDir: string, modulesDir: string) {
-  const info: UnpackInfo = JSON.parse(await readFile(join(unpackDir, 'unpack.json'), 'utf8'));
+  const info = await readUnpackInfo(unpackDir);
   return {
     names: options.site.initrdModules,
     siteFile: join(options.siteDir, 'site.json'),
