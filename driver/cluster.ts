@@ -1,4 +1,5 @@
-import { open as openFile, mkdir } from 'node:fs/promises';
+import { open as openFile, mkdir, writeFile } from 'node:fs/promises';
+import { readBaseIso, readIsoFile } from '../iso/layout.ts';
 import { join } from 'node:path';
 import { Machine, type Firmware } from './machine.ts';
 import { VSwitch } from './vswitch.ts';
@@ -72,6 +73,28 @@ export class Cluster {
         : { mac: o.mac, model: 'e1000', slot: 3, vde: this.net.socket, romfile: '' }],
     });
     this.machines.set(name, vm);
+    return vm;
+  }
+
+  /**
+   * A stranger on the interconnect: the same CD booted with `openssi=off` (a plain live system,
+   * not a cluster node; its kernel and initrd given to QEMU so the argument can be added), its
+   * NIC's MAC in no clustertab. The caller gives it an address.
+   */
+  async bootStranger(name: string, o: { mac: string }): Promise<Machine> {
+    const { kernel, initrd } = await readBaseIso(this.iso);
+    const files = join(this.dir, `${name}-boot`);
+    await mkdir(files, { recursive: true });
+    await writeFile(join(files, 'linux'), (await readIsoFile(this.iso, kernel))!);
+    // Several initrds (microcode first) are one archive after another, as the boot loader joins them.
+    await writeFile(join(files, 'initrd'), Buffer.concat(await Promise.all(initrd.map(async (p) => (await readIsoFile(this.iso, p))!))));
+    const vm = Machine.start({
+      name, firmware: 'bios', accel: this.accel, dir: this.dir, iso: this.iso,
+      nics: [{ mac: o.mac, model: 'e1000', slot: 3, vde: this.net.socket }],
+      extraArgs: ['-kernel', join(files, 'linux'), '-initrd', join(files, 'initrd'), '-append', 'console=tty0 console=ttyS0,115200n8 openssi=off'],
+    });
+    this.machines.set(name, vm);
+    await vm.waitForShell(240);
     return vm;
   }
 

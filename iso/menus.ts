@@ -1,3 +1,5 @@
+import { grubQuote } from '../lib/quote.ts';
+
 /**
  * Adds kernel arguments to every boot entry of a menu, keeping each entry's own: isolinux and
  * syslinux APPEND lines (an entry with a KERNEL but no APPEND gets one), GRUB linux lines.
@@ -6,7 +8,8 @@
 export function addKernelArgs(text: string, format: 'syslinux' | 'grub', args: string[]): string {
   const add = (line: string) => {
     const have = new Set(line.trim().split(/\s+/));
-    const extra = args.filter((a) => !have.has(a));
+    // GRUB parses its lines like a shell: an argument with a quote or a $ is quoted for it.
+    const extra = args.map(format === 'grub' ? grubQuote : (a: string) => a).filter((a) => !have.has(a));
     return extra.length ? `${line.replace(/\s+$/, '')} ${extra.join(' ')}` : line;
   };
   const lines = text.split('\n');

@@ -46,7 +46,7 @@ export const siteSchema: Rule = {
       fields: {
         label: { kind: 'string', pattern: /^[ -~]{1,40}$/, why: '1 to 40 printable ASCII characters', default: 'KNOPPIX/OpenSSI' },
         timeout: { kind: 'integer', min: 0, max: 600, default: 3 },
-        kernelArgs: { kind: 'strings', pattern: /^[!-~]{1,200}$/, why: 'kernel arguments without spaces, quotes or control characters', default: [] },
+        kernelArgs: { kind: 'strings', pattern: /^[!-~]{1,200}$/, why: 'kernel arguments without spaces or control characters', default: [] },
       },
     },
     modules: { kind: 'strings', pattern: /^(?!\/)(?!.*(^|\/)\.\.(\/|$))[ -~]{1,255}$/, why: 'paths inside the site folder (relative, no ..)', default: [] },

@@ -4,6 +4,22 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { UserError } from './errors.ts';
 import { walk } from './hash.ts';
+import { grubQuote, shellQuote } from './quote.ts';
+
+/**
+ * How `<%= %>` writes a value, per target: a template names its target in a first-line comment,
+ * `<%# escape: sh -%>` or `<%# escape: grub -%>` (each value one quoted word; a list, one word
+ * each); anything else (isolinux.cfg, dnsmasq's files) takes values as they are. Never HTML: the
+ * site's values are checked for control characters, and HTML entities would end up in the files.
+ */
+const escapers: Record<string, (s: string) => string> = { sh: shellQuote, grub: grubQuote, none: (s) => s };
+
+function escaperFor(template: string, source: string): (value: unknown) => string {
+  const name = /^<%#\s*escape:\s*(\S+)\s*-?%>/.exec(template)?.[1] ?? 'none';
+  const quote = escapers[name];
+  if (!quote) throw new UserError(`${source}: unknown escape '${name}' (sh, grub or none)`);
+  return (value) => (Array.isArray(value) ? value.map((v) => quote(String(v))).join(' ') : quote(String(value)));
+}
 
 /**
  * Renders every *.ejs below the given roots into dest, at the same path less ".ejs". A later root
@@ -21,7 +37,8 @@ export async function renderTemplates(roots: string[], data: Record<string, unkn
   for (const [path, source] of [...chosen].sort()) {
     let text: string;
     try {
-      text = await ejs.render(await readFile(source, 'utf8'), data, { filename: source, async: true, strict: false });
+      const template = await readFile(source, 'utf8');
+      text = await ejs.render(template, data, { filename: source, async: true, strict: false, escape: escaperFor(template, source) });
     } catch (error: any) {
       throw new UserError(`${source}: template error: ${String(error?.message ?? error).split('\n').pop()}`);
     }

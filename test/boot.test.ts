@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,13 @@ import { buildCli } from './helpers.ts';
 // Boots the ISO that build.test.ts made, as users will: SeaBIOS on i440fx and OVMF on q35 (AHCI),
 // from a CD and from a USB stick. TCG unless the KVM probe shows KVM works on this host.
 const logDir = join(projectRoot, 'out', 'boot');
+
+/** A text file out of an ISO. */
+function isoText(iso: string, path: string, dir: string): string {
+  const dest = join(dir, path.replace(/\//g, '_'));
+  execFileSync('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', `/${path}`, dest], { stdio: 'ignore' });
+  return readFileSync(dest, 'utf8');
+}
 
 function assertReport(r: BootReport) {
   for (const c of r.checks) assert.ok(c.ok, `${r.firmware}/${r.medium}: ${c.name}\n${c.detail}`);
@@ -42,15 +50,25 @@ test('SeaBIOS, USB stick: the same', async () => {
   assertReport(await singleNodeBoot(defaultOutPath, { firmware: 'bios', accel: 'auto', logDir, medium: 'usb' }));
 });
 
-test('initrdModules: minirt loads ssi_compat and virtio_net before it looks for the CD', async () => {
+test('initrdModules: minirt loads ssi_compat and virtio_net before it looks for the CD; a label and an argument with quotes come out exact', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'early-'));
   const site = join(dir, 'site');
   await cp(defaultSiteDir, site, { recursive: true });
   const siteJson = JSON.parse(readFileSync(join(defaultSiteDir, 'site.json'), 'utf8'));
-  await writeFile(join(site, 'site.json'), JSON.stringify({ ...siteJson, initrdModules: ['ssi_compat', 'virtio_net'] }));
+  const label = `A & B's "cluster" $x`;
+  const arg = "openssi.note='it''s'";
+  await writeFile(join(site, 'site.json'), JSON.stringify({ ...siteJson, initrdModules: ['ssi_compat', 'virtio_net'], boot: { ...siteJson.boot, label, kernelArgs: [arg] } }));
   const iso = join(dir, 'early.iso');
   const r = await buildCli(['--site', site, '--out', iso]);
   assert.is(r.code, 0, r.stderr);
+  const isolinux = isoText(iso, 'boot/isolinux/isolinux.cfg', dir);
+  assert.ok(isolinux.includes(`  MENU LABEL ${label}\n`), isolinux);
+  assert.ok(isolinux.includes(`  APPEND initrd=minirt.gz console=tty0 console=ttyS0,115200n8 ${arg}\n`), isolinux);
+  // GRUB reads its file like a shell: sh must read the same words from the menuentry and linux lines.
+  const grub = isoText(iso, 'boot/grub/grub.cfg', dir);
+  const words = (line: string) => execFileSync('sh', ['-c', `for w in ${line}; do printf '%s\\n' "$w"; done`], { encoding: 'utf8' }).split('\n').slice(0, -1);
+  assert.equal(words(/^menuentry (.*) \{$/m.exec(grub)![1]), [label]);
+  assert.equal(words(/^  linux (.*)$/m.exec(grub)![1]), ['/boot/isolinux/linux', 'console=tty0', 'console=ttyS0,115200n8', arg]);
   try {
     assertReport(await singleNodeBoot(iso, {
       firmware: 'bios', accel: 'auto', logDir: join(logDir, 'early'),
@@ -60,6 +78,10 @@ test('initrdModules: minirt loads ssi_compat and virtio_net before it looks for 
         const loaded = ['ssi_compat', 'net_failover', 'virtio_net'].map((m) => at(new RegExp(`openssi-initrd: loaded ${m}$`)));
         // minirt's own first step is loading the CD drivers (sr_mod, isofs...).
         const cdrom = at(/sr_mod|cdrom|ISO 9660 Extensions/);
+        const cmdline = (await vm.succeed('cat /proc/cmdline')).trim();
+        check('the kernel argument with quotes reached the kernel as written', cmdline.endsWith(` ${arg}`), cmdline);
+        const conf = (await vm.succeed('. /etc/openssi/cluster.conf; printf "%s\\n" "$KERNEL_ARGS"')).trim();
+        check('cluster.conf gives it back byte for byte', conf === `console=tty0 console=ttyS0,115200n8 ${arg}`, conf);
         check('modules loaded from the initrd, dependencies first, before the CD is found', loaded.every((i) => i >= 0) && loaded[1] < loaded[2] && cdrom > Math.max(...loaded),
           log.filter((l) => /openssi-initrd|sr_mod|cdrom|ISO 9660/.test(l)).join('\n'));
       },

@@ -70,6 +70,18 @@ test('KNOPPIX/md5sums holds the checksum of every file on the CD', async () => {
   assert.is(byPath.get('boot/isolinux/isolinux.cfg'), execFileSync('md5sum', ['-'], { input: cfg, encoding: 'utf8' }).slice(0, 32));
 });
 
+test('the cluster key is in the ISO tree for node 1, in no layer that node 1 serves', async () => {
+  const dir = await scratch('key-');
+  const key = isoCat(defaultOutPath, 'openssi/cluster-key', dir);
+  assert.is(key.subarray(0, 15).toString('latin1'), '\0\0\0\x0bssh-ed25519', 'a dropbear Ed25519 key');
+  for (const layer of ['KNOPPIX1', 'KNOPPIX2']) {
+    const image = join(dir, layer);
+    execFileSync('xorriso', ['-osirrox', 'on', '-indev', defaultOutPath, '-extract', `/KNOPPIX/${layer}`, image], { stdio: 'ignore' });
+    const listing = execFileSync('unsquashfs', ['-lc', image], { encoding: 'utf8' });
+    assert.not.match(listing, /cluster-key/, `${layer} holds no key`);
+  }
+});
+
 test('a site file change rebuilds only the site layer and the ISO, and lands in the ISO', async () => {
   const dir = await scratch('site-change-');
   const site = join(dir, 'site');
@@ -163,6 +175,8 @@ test('bad input: one clear line, non-zero exit, nothing written, input untouched
     if (!/scandir/.test(e.message)) throw e; // the folder is missing, so nothing can be left in it
   });
   await rejected(['--site', join(dir, 'nosite')], /--site .*nosite: no such folder/, out);
+  await mkdir(join(dir, 'notasite', 'etc'), { recursive: true });
+  await rejected(['--site', join(dir, 'notasite')], /--site .*notasite: not a site folder \(it has none of site\.json, files, iso, templates\)/, out);
   const badSite = join(dir, 'badsite');
   await mkdir(badSite);
   await writeFile(join(badSite, 'site.json'), JSON.stringify({ interconnect: { initNodeIp: '10.0.0.300' } }));

@@ -122,6 +122,12 @@ test('ssi-addnode refuses each bad answer and writes nothing', async () => {
     assert.match(r.output, /refused: /);
     assert.match(r.output, why);
   }
+  // A value with a newline would add lines to dhcp-hosts and the boot files (grep -x checks each line).
+  for (const [flag, value] of [['--name', "node2\\nnode3"], ['--mac', '52:54:00:00:00:02\\n52:54:00:00:00:03'], ['--name', 'node2\\tx']]) {
+    const r = await node1.execute(`ssi-addnode --node 2 --mac 52:54:00:00:00:02 --ip 10.0.0.2 --boot pxe --name node2 ${flag} "$(printf '${value}')" --yes`);
+    assert.is.not(r.status, 0, `${flag} ${value}`);
+    assert.match(r.output, /refused: the value has a control character/);
+  }
   assert.is(await out('md5sum /etc/clustertab /cluster/etc/dhcp-hosts /etc/hosts'), sum);
   await node1.succeed('test ! -e /srv/tftp/pxelinux.cfg/01-52-54-00-00-00-02');
 });
@@ -172,7 +178,12 @@ test('DHCP and TFTP run on node 1, on the interconnect only; the guide\'s restar
   assert.is.not(mid, before);
   await node1.succeed('invoke-rc.d inetd restart');
   assert.is.not(await out('pidof dnsmasq'), mid);
-  assert.match(await out('ss -lun'), /10\.0\.0\.1:53 |0\.0\.0\.0:67 /);
+  // DHCP must listen on 0.0.0.0 (requests come from 0.0.0.0) but bound to the interconnect NIC
+  // (dnsmasq's SO_BINDTODEVICE, shown by ss as %eth0); no DNS at all.
+  const udp = await out('ss -lunp');
+  assert.match(udp, /\s0\.0\.0\.0%eth0:67\s.*dnsmasq/);
+  assert.not.match(udp, /\s0\.0\.0\.0:67\s/, 'not on every NIC');
+  assert.not.match(udp + await out('ss -ltn'), /:53\s/, 'no DNS server');
 });
 
 test.run();

@@ -71,7 +71,7 @@ test('the code runs no host program and reads no host file that the list does no
     for (const m of text.matchAll(/\('sh', \['-c', (['`])(.*?)\1/g)) {
       for (const part of m[2].split(/[|;&]+/)) {
         const word = part.trim().split(/\s+/)[0];
-        if (word && !['exit', 'cd', 'echo', 'printf', 'test', '['].includes(word)) programs.add(`${word}\t${at}`);
+        if (word && !['exit', 'cd', 'echo', 'printf', 'test', '[', 'for', 'do', 'done', 'then', 'fi'].includes(word)) programs.add(`${word}\t${at}`);
       }
     }
     for (const m of text.matchAll(/\b(?:tools|requireTools\()\s*:?\s*\[([^\]]*)\]/g)) {

@@ -88,6 +88,18 @@ test('the cluster area /cluster is shared: a file written on node 2 is read on n
   assert.is(await out(node1, 'onnode 3 readlink /etc/nodename'), '/cluster/node{nodenum}/etc/nodename');
 });
 
+test('mkglobalfile: a CDSL becomes one file every UP node shares, and no node keeps a dangling link', async () => {
+  await node1.succeed("onall sh -c 'cat /etc/nodename > /etc/where && mklocalfile /etc/where >/dev/null && cat /etc/nodename > /etc/where'");
+  assert.is(await out(node1, 'onall cat /etc/where'), 'node1\nnode2\nnode3', 'each node its own');
+  await node1.succeed('mkglobalfile /etc/where');
+  assert.is(await out(node1, 'onall readlink /etc/where'), '/cluster/global/etc/where\n/cluster/global/etc/where\n/cluster/global/etc/where');
+  assert.is(await out(node1, 'onall cat /etc/where'), 'node1\nnode1\nnode1', 'node 1\'s copy, everywhere');
+  await node1.succeed("onnode 3 sh -c 'echo written-on-3 > /etc/where'");
+  assert.is(await out(node1, 'onnode 2 cat /etc/where'), 'written-on-3', 'one file, shared');
+  assert.is(await out(node1, 'ls /cluster/node*/etc/where 2>/dev/null | wc -l'), '0', 'the per-node copies are gone');
+  assert.not.match(await out(node1, 'onall cat /etc/openssi/cdsl'), /^\/etc\/where$/m, 'off every node\'s CDSL list');
+});
+
 test('swap on node 2\'s disk: onnode 2 swapon, and the node= line of the cluster fstab', async () => {
   await node1.succeed('onnode 2 mkswap /dev/vda');
   await node1.succeed('onnode 2 swapon /dev/vda');
@@ -117,6 +129,64 @@ test('a MAC that is not in clustertab gets no lease and never boots', async () =
   assert.not.match(log, /DHCPACK\(eth0\) \S+ 52:54:00:00:09:09/);
   assert.is(await out(node1, 'cluster'), '1 2 3');
   await cluster.kill('stranger');
+});
+
+test('a stranger on the interconnect (static 10.0.0.99, MAC not in clustertab) gets nothing; node 1 says so once', async () => {
+  const stranger = await cluster.bootStranger('stranger2', { mac: '52:54:00:00:09:99' });
+  await stranger.succeed('ip link set eth0 up && ip addr add 10.0.0.99/8 dev eth0 && dropbearkey -t ed25519 -f /tmp/own >/dev/null');
+  const attempts = [
+    'wget -q -T 5 -t 1 -O /tmp/layer http://10.0.0.1/KNOPPIX/KNOPPIX2', // the site layer
+    'wget -q -T 5 -t 1 -O /tmp/sums http://10.0.0.1/KNOPPIX/md5sums',
+    'wget -q -T 5 -t 1 -O /tmp/key http://10.0.0.1/openssi/cluster-key',
+    "wget -q -T 5 -t 1 -O - 'http://10.0.0.1/cgi-bin/heartbeat?node=2&state=UP'", // claim node 2
+    'busybox tftp -g -r pxelinux.0 -l /tmp/pxe 10.0.0.1',
+    'mount -t nfs4 -o vers=4.2,proto=tcp,soft,timeo=20,retrans=1 10.0.0.1:/ /mnt',
+    'busybox nslookup node1 10.0.0.1',
+    'setsid -w dbclient -y -y -i /tmp/own root@10.0.0.1 true', // log in to node 1
+    'setsid -w dbclient -y -y -i /tmp/own root@10.0.0.2 true', // and to a netbooted node
+  ];
+  for (const attempt of attempts) await stranger.fail(`timeout 20 ${attempt}`, 60);
+  assert.is(await out(stranger, 'ls /tmp/layer /tmp/sums /tmp/key /tmp/pxe 2>/dev/null | wc -l'), '0', 'nothing fetched');
+  assert.not.match(await out(stranger, 'mount'), / \/mnt /, 'nothing mounted');
+  for (const what of ['TCP port 80', 'TCP port 22', 'TCP port 2049', 'UDP port 69']) {
+    await node1.waitForConsole(new RegExp(`openssi: refused ${what} from 10\\.0\\.0\\.99 \\(MAC 52:54:00:00:09:99\\)`), 30);
+  }
+  // Four requests to port 80, one line: each source and service is told once.
+  assert.is(await out(node1, "grep -c 'refused TCP port 80 from 10.0.0.99 ' /var/log/openssi-refused.log"), '1');
+  assert.match(await out(node1, 'onnode 2 cat /var/log/openssi-refused.log'), /refused TCP port 22 from 10\.0\.0\.99 /, 'node 2 refused it too');
+  assert.match(await out(node1, 'cluster -v'), /^2\s+node2\s+10\.0\.0\.2\s+UP$/m, 'the false heartbeat changed nothing');
+  // The key is in no layer that is served: the site layer a member fetches does not hold it.
+  await node1.succeed('onnode 2 wget -q -O /tmp/site-layer http://10.0.0.1/KNOPPIX/KNOPPIX2 && onnode 2 mount -o loop,ro /tmp/site-layer /mnt');
+  assert.is(await out(node1, 'onnode 2 find /mnt -name "cluster-key*" | wc -l'), '0');
+  assert.match(await out(node1, 'onnode 2 cat /mnt/root/.ssh/authorized_keys'), /^no-port-forwarding\S* ssh-ed25519 /, 'the public half is');
+  await node1.succeed('onnode 2 umount /mnt');
+  // A member still does all of it.
+  assert.match(await out(node1, "onnode 3 wget -q -O - 'http://10.0.0.1/cgi-bin/heartbeat?node=3&state=UP'"), /^2 UP node2$/m);
+  assert.match(await out(node1, 'onnode 3 grep " /cluster " /proc/mounts'), /^10\.0\.0\.1:\/ \/cluster nfs4 /);
+  assert.not.match(await out(node1, 'cat /etc/exports'), /insecure|10\.0\.0\.0\//, 'per member, no insecure');
+  await cluster.kill('stranger2');
+});
+
+test('two ssi-addnode at once, on node 1 and on node 2, both land in clustertab and dhcp-hosts', async () => {
+  await node1.succeed('ssi-addnode --node 4 --mac 52:54:00:00:04:04 --ip 10.0.0.4 --boot pxe --name node4 --yes >/tmp/a4 & a=$!; '
+    + 'onnode 2 ssi-addnode --node 5 --mac 52:54:00:00:05:05 --ip 10.0.0.5 --boot etherboot --name node5 --yes >/tmp/a5 & b=$!; '
+    + 'wait $a && wait $b', 120);
+  const tab = await out(node1, 'cat /etc/clustertab');
+  assert.match(tab, /^4\t10\.0\.0\.4\t52:54:00:00:04:04\tP\t/m);
+  assert.match(tab, /^5\t10\.0\.0\.5\t52:54:00:00:05:05\tE\t/m);
+  const hosts = await out(node1, 'cat /cluster/etc/dhcp-hosts');
+  assert.match(hosts, /^52:54:00:00:04:04,set:pxe,10\.0\.0\.4,node4$/m);
+  assert.match(hosts, /^52:54:00:00:05:05,set:etherboot,10\.0\.0\.5,node5$/m);
+  assert.is(await out(node1, 'ls -a /cluster/etc | grep -c "XXXX\\|\\.new\\|lock" || true'), '0', 'no temporary or lock left');
+  // Both are let through node 1's firewall at once (the members set).
+  assert.match(await out(node1, 'nft list set inet openssi members'), /10\.0\.0\.5 \. 52:54:00:00:05:05/);
+});
+
+test('membership-watch killed: init starts it again within seconds, and DOWN detection still works', async () => {
+  const before = await out(node1, 'pgrep -o -f /usr/lib/openssi/membership-watch');
+  await node1.succeed(`kill ${before}`);
+  await node1.succeed("timeout 15 sh -c 'until pgrep -o -f /usr/lib/openssi/membership-watch >/dev/null; do sleep 0.5; done'", 30);
+  assert.is.not(await out(node1, 'pgrep -o -f /usr/lib/openssi/membership-watch'), before);
 });
 
 test('node 2 killed: DOWN within 30 s; booted again: UP again', async () => {

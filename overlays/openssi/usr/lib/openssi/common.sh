@@ -15,6 +15,54 @@ die() {
 	exit 1
 }
 
+# Logs a line to the console and to /var/log/openssi.log; a daemon's failed step is told, not fatal.
+log() {
+	echo "${0##*/}: $*" >> /var/log/openssi.log 2>/dev/null || true
+	echo "openssi: ${0##*/}: $*" > /dev/console 2>/dev/null || true
+}
+
+# write_file FILE: stdin to FILE through a temporary name in the same folder, renamed over it,
+# so a reader (on this node or over NFS) sees the old file or the new one, never a part.
+# mktemp, not $$: identically booted nodes have identical PIDs.
+write_file() {
+	wf_tmp=$(mktemp "$1.XXXXXX") || return 1
+	if cat > "$wf_tmp" && chmod 644 "$wf_tmp" && mv -f "$wf_tmp" "$1"; then return 0; fi
+	rm -f "$wf_tmp"
+	return 1
+}
+
+# with_lock NAME COMMAND...: runs COMMAND holding the cluster-wide lock NAME. mkdir is atomic on
+# the init node's tmpfs and over NFSv4 alike (flock and POSIX locks do not see each other on the
+# server's side). A lock older than 60 s is a crashed holder's and is taken over.
+with_lock() {
+	wl_dir="/cluster/etc/.lock-$1"
+	shift
+	wl_waited=0
+	until mkdir "$wl_dir" 2>/dev/null; do
+		if [ -d "$wl_dir" ] && [ $(($(date +%s) - $(stat -c %Y "$wl_dir" 2>/dev/null || date +%s))) -gt 60 ]; then
+			log "taking over the stale lock $wl_dir"
+			rmdir "$wl_dir" 2>/dev/null || true
+			continue
+		fi
+		wl_waited=$((wl_waited + 1))
+		[ "$wl_waited" -lt 300 ] || { echo "${0##*/}: $wl_dir held for too long" >&2; return 1; }
+		sleep 0.2
+	done
+	wl_status=0
+	"$@" || wl_status=$?
+	rmdir "$wl_dir"
+	return "$wl_status"
+}
+
+# Whether a value is one line of printable characters (no newline, tab or other control byte):
+# every value a command writes into a config file is checked with this first.
+is_printable() {
+	case "$1" in
+		*[![:print:]]*) return 1 ;;
+		*) return 0 ;;
+	esac
+}
+
 # This node's number: written at boot from the kernel command line (openssi.node=N, default 1).
 this_node() {
 	cat /run/openssi/nodenum 2>/dev/null || echo 1
@@ -44,6 +92,11 @@ node_ip() {
 	ip=$(clustertab_field "$1" 2)
 	if [ -z "$ip" ] && [ "$1" = 1 ]; then ip=$INIT_NODE_IP; fi
 	echo "$ip"
+}
+
+# record_state NODE STATE: what the membership service records, written atomically.
+record_state() {
+	printf '%s\n' "$2" | write_file "$STATE_DIR/$1"
 }
 
 # NEVERUP until a node has been seen; then what the membership service last recorded.
