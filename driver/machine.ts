@@ -102,6 +102,10 @@ export class Machine {
     const args = [
       '-name', o.name, '-nodefaults', '-no-user-config', '-display', 'none', '-vga', 'std',
       '-m', String(o.memoryMiB ?? 1024), '-smp', '1', '-accel', o.accel,
+      // One CPU model for every VM (process migration needs the same one on every node), with
+      // RDRAND as real PCs have: the kernel seeds its random pool at once instead of waiting
+      // seconds for entropy (NFSD waits for that pool).
+      '-cpu', 'qemu64,+rdrand',
       '-chardev', 'stdio,id=serial0,signal=off', '-serial', 'chardev:serial0',
       '-qmp', `unix:${this.qmpPath},server=on,wait=off`,
     ];

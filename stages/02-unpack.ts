@@ -11,7 +11,7 @@ import { run } from '../lib/exec.ts';
 import { moduleClosure, readModuleIndex, vermagicSample } from '../iso/modules.ts';
 import { UserError } from '../lib/errors.ts';
 import { installedPackages } from './01-base.ts';
-import { type BaseInfo, type UnpackInfo, readBaseInfo, writeUnpackInfo } from './handoff.ts';
+import { type UnpackInfo, readBaseInfo, writeUnpackInfo } from './handoff.ts';
 
 
 /**

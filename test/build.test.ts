@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileDigest } from '../lib/hash.ts';
+import { fileDigest, walk } from '../lib/hash.ts';
 import { defaultOutPath, defaultSiteDir, projectRoot } from '../lib/paths.ts';
 import { hostFile } from '../lib/host.ts';
 import { elToritoEntries } from '../iso/xorriso.ts';
@@ -74,12 +74,16 @@ test('the cluster key is in the ISO tree for node 1, in no layer that node 1 ser
   const dir = await scratch('key-');
   const key = isoCat(defaultOutPath, 'openssi/cluster-key', dir);
   assert.is(key.subarray(0, 15).toString('latin1'), '\0\0\0\x0bssh-ed25519', 'a dropbear Ed25519 key');
+  const seed = key.subarray(19, 51); // after the key type and the seed's length
   for (const layer of ['KNOPPIX1', 'KNOPPIX2']) {
     const image = join(dir, layer);
     execFileSync('xorriso', ['-osirrox', 'on', '-indev', defaultOutPath, '-extract', `/KNOPPIX/${layer}`, image], { stdio: 'ignore' });
-    const listing = execFileSync('unsquashfs', ['-lc', image], { encoding: 'utf8' });
-    assert.not.match(listing, /cluster-key/, `${layer} holds no key`);
+    execFileSync('unsquashfs', ['-q', '-n', '-d', join(dir, `${layer}.d`), image], { stdio: 'ignore' });
+    const holding = (await walk(join(dir, `${layer}.d`))).filter((e) => e.type === 'file' && readFileSync(join(dir, `${layer}.d`, e.path)).includes(seed));
+    assert.equal(holding.map((e) => e.path), [], `${layer}: no file holds the key`);
   }
+  // The public half is in the site layer: every node accepts the key.
+  assert.match(layerCat(defaultOutPath, 'KNOPPIX2', 'root/.ssh/authorized_keys', dir), /^no-port-forwarding\S* ssh-ed25519 /);
 });
 
 test('a site file change rebuilds only the site layer and the ISO, and lands in the ISO', async () => {
@@ -119,8 +123,8 @@ test('site settings reach the boot menus and the image', async () => {
   assert.match(grub, /set timeout=7/);
   assert.match(grub, /linux \/boot\/isolinux\/linux console=tty0 console=ttyS0,115200n8 mitigations=off/);
   const conf = layerCat(out, 'KNOPPIX2', 'etc/openssi/cluster.conf', dir);
-  assert.match(conf, /^CLUSTERNAME='lab'$/m);
-  assert.match(conf, /^INIT_NODE_NAME='alpha'$/m);
+  assert.match(conf, /^CLUSTERNAME=lab$/m, 'plain words need no quotes');
+  assert.match(conf, /^INIT_NODE_NAME=alpha$/m);
   assert.is(layerCat(out, 'KNOPPIX2', 'etc/openssi/cdsl.site', dir), '/etc/lab/\n/var/lib/lab.state\n');
   const image = join(dir, 'site-layer');
   execFileSync('xorriso', ['-osirrox', 'on', '-indev', out, '-extract', '/KNOPPIX/KNOPPIX2', image], { stdio: 'ignore' });

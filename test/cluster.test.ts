@@ -67,7 +67,9 @@ test('CDSL: /etc/nodename shows the keyword and reads as node 1\'s own file', as
   assert.is(await out('readlink /etc/motd.local'), '/cluster/node{nodenum}/etc/motd.local');
   assert.is(await out('cat /etc/motd.local; cat /cluster/node1/etc/motd.local'), 'per-node\nper-node');
   await node1.succeed('mkglobalfile /etc/motd.local');
-  assert.is(await out('test -L /etc/motd.local || cat /etc/motd.local'), 'per-node');
+  assert.is(await out('readlink /etc/motd.local'), '/cluster/global/etc/motd.local', 'one copy in the cluster area');
+  assert.is(await out('cat /etc/motd.local'), 'per-node', 'this node\'s copy');
+  await node1.fail('test -e /cluster/node1/etc/motd.local');
 });
 
 test('ssi_compat is loaded and /proc/cluster/loadlevellist takes paths, refuses garbage', async () => {

@@ -14,7 +14,7 @@ import type { BuildOptions } from '../lib/options.ts';
 import { runStages, type Stage } from '../lib/runner.ts';
 import { hostFile } from '../lib/host.ts';
 import { unpack } from '../stages/02-unpack.ts';
-import { type UnpackInfo, readUnpackInfo } from '../stages/handoff.ts';
+import { readUnpackInfo } from '../stages/handoff.ts';
 
 let dir: string;
 let kver: string;

@@ -31,27 +31,27 @@ write_file() {
 	return 1
 }
 
-# with_lock NAME COMMAND...: runs COMMAND holding the cluster-wide lock NAME. mkdir is atomic on
-# the init node's tmpfs and over NFSv4 alike (flock and POSIX locks do not see each other on the
-# server's side). A lock older than 60 s is a crashed holder's and is taken over.
-with_lock() {
-	wl_dir="/cluster/etc/.lock-$1"
-	shift
-	wl_waited=0
-	until mkdir "$wl_dir" 2>/dev/null; do
-		if [ -d "$wl_dir" ] && [ $(($(date +%s) - $(stat -c %Y "$wl_dir" 2>/dev/null || date +%s))) -gt 60 ]; then
-			log "taking over the stale lock $wl_dir"
-			rmdir "$wl_dir" 2>/dev/null || true
+# take_lock NAME: waits for and takes the cluster-wide lock NAME, released by release_lock NAME
+# (callers set a trap so that an error releases it too). mkdir is atomic on the init node's tmpfs
+# and over NFSv4 alike (flock and POSIX locks do not see each other on the server's side). A lock
+# older than 60 s is a crashed holder's and is taken over.
+take_lock() {
+	tl_dir="/cluster/etc/.lock-$1"
+	tl_waited=0
+	until mkdir "$tl_dir" 2>/dev/null; do
+		if [ -d "$tl_dir" ] && [ $(($(date +%s) - $(stat -c %Y "$tl_dir" 2>/dev/null || date +%s))) -gt 60 ]; then
+			log "taking over the stale lock $tl_dir"
+			rmdir "$tl_dir" 2>/dev/null || true
 			continue
 		fi
-		wl_waited=$((wl_waited + 1))
-		[ "$wl_waited" -lt 300 ] || { echo "${0##*/}: $wl_dir held for too long" >&2; return 1; }
+		tl_waited=$((tl_waited + 1))
+		[ "$tl_waited" -lt 300 ] || die "$tl_dir held for too long"
 		sleep 0.2
 	done
-	wl_status=0
-	"$@" || wl_status=$?
-	rmdir "$wl_dir"
-	return "$wl_status"
+}
+
+release_lock() {
+	rmdir "/cluster/etc/.lock-$1" 2>/dev/null || true
 }
 
 # Whether a value is one line of printable characters (no newline, tab or other control byte):
