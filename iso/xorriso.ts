@@ -101,6 +101,14 @@ export async function bootSetupCommands(iso: string): Promise<string[]> {
  */
 export async function rewriteIso(o: { base: string; out: string; epoch: number; files: { source: string; path: string }[]; remove?: string[] }): Promise<string> {
   const boot = await bootSetupCommands(o.base);
+  // A folder that -map creates for an added file would carry the time of the build: it gets the
+  // epoch too. The base's own folders keep theirs.
+  const baseDirs = new Set((await output('xorriso', [...tolerant, '-indev', o.base, '-find', '/', '-type', 'd'], { maxBuffer: 64 << 20 }))
+    .split('\n').filter((l) => l.startsWith("'/")).map((l) => l.slice(1, -1)));
+  const newDirs = [...new Set(o.files.flatMap((f) => {
+    const parts = `/${f.path}`.split('/').slice(1, -1);
+    return parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`);
+  }))].filter((d) => !baseDirs.has(d));
   // xorriso streams the ISO to us through a FIFO, in order (written to a file it would put the
   // first 64 KiB last); we write it and take its sha256 on the way, in parallel with xorriso.
   let sha256: string;
@@ -111,7 +119,7 @@ export async function rewriteIso(o: { base: string; out: string; epoch: number; 
       ...o.files.flatMap((f) => ['-map', f.source, `/${f.path}`]),
       // Added files carry the epoch as their date, whatever their source's; SOURCE_DATE_EPOCH
       // makes xorriso set every file's other dates to its mtime.
-      ...(o.files.length ? ['-alter_date', 'm-c', `=${o.epoch}`, ...o.files.map((f) => `/${f.path}`), '--'] : []),
+      ...(o.files.length ? ['-alter_date', 'm-c', `=${o.epoch}`, ...o.files.map((f) => `/${f.path}`), ...newDirs, '--'] : []),
       '-commit',
     ], { env: { SOURCE_DATE_EPOCH: String(o.epoch) } }));
   } catch (error: any) {

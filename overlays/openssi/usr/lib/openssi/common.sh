@@ -15,10 +15,14 @@ die() {
 	exit 1
 }
 
-# Logs a line to the console and to /var/log/openssi.log; a daemon's failed step is told, not fatal.
+# Logs a line to /var/log/openssi.log, and to the console unless it is the line told last: a
+# daemon that fails the same step every second says so once (commands typed there stay readable).
 log() {
 	echo "${0##*/}: $*" >> /var/log/openssi.log 2>/dev/null || true
-	echo "openssi: ${0##*/}: $*" > /dev/console 2>/dev/null || true
+	lg_line="openssi: ${0##*/}: $*"
+	[ "$lg_line" != "$(cat /run/openssi/last-told 2>/dev/null)" ] || return 0
+	echo "$lg_line" > /run/openssi/last-told 2>/dev/null || true
+	echo "$lg_line" > /dev/console 2>/dev/null || true
 }
 
 # write_file FILE: stdin to FILE through a temporary name in the same folder, renamed over it,
