@@ -25,9 +25,9 @@ function owners(path: string): string[] {
   return [];
 }
 
+/** Where PATH finds a program, as the code's own runs find it (lib/exec.ts). */
 function which(program: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin'];
-  return dirs.map((d) => join(d, program)).find((p) => existsSync(p));
+  return (process.env.PATH ?? '').split(':').filter(Boolean).map((d) => join(d, program)).find((p) => existsSync(p));
 }
 
 test('setup.mjs installs, for each command, the package of every host program that command runs', () => {
