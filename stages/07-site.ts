@@ -64,7 +64,8 @@ export const site = {
   }),
   async run(ctx) {
     const { site: config, siteDir } = ctx.options;
-    const data = { site: config, prefix: prefixLength(config), netmask: netmask(prefixLength(config)), kernelArgs: kernelArgList(config.boot.kernelArgs).join(' '), kernelArgList: kernelArgList(config.boot.kernelArgs) };
+    const args = kernelArgList(config.boot.kernelArgs);
+    const data = { site: config, prefix: prefixLength(config), netmask: netmask(prefixLength(config)), kernelArgs: args.join(' '), kernelArgList: args };
     const tree = join(ctx.out, 'tree');
     const iso = join(ctx.out, 'iso');
     await mkdir(tree, { recursive: true });
