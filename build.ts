@@ -13,7 +13,7 @@ import { defaultCacheDir, defaultOutPath, defaultSiteDir } from './lib/paths.ts'
 import { runStages } from './lib/runner.ts';
 import { loadSite } from './lib/site.ts';
 import { stages } from './stages/index.ts';
-import { isoName } from './stages/08-pack.ts';
+import { isoName } from './stages/09-pack.ts';
 import { readIsoInfo } from './stages/handoff.ts';
 
 const usage = `Usage: npm run build -- [options]

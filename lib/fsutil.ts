@@ -1,11 +1,27 @@
 import { constants } from 'node:fs';
-import { copyFile, cp, link, mkdir, rename, rm, utimes, lutimes } from 'node:fs/promises';
+import { chmod, copyFile, cp, link, lstat, mkdir, rename, rm, symlink, utimes, lutimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { walk } from './hash.ts';
 
-/** Copies a folder tree, keeping symlinks as they are and file modes. */
+/**
+ * Copies a folder tree over another, keeping symlinks as they are and file modes. What is copied
+ * wins: a file or symlink replaces whatever was at its path (fs.cp refuses a symlink over a file).
+ */
 export async function copyTree(source: string, dest: string): Promise<void> {
-  await cp(source, dest, { recursive: true, verbatimSymlinks: true, force: true, errorOnExist: false });
+  await mkdir(dest, { recursive: true });
+  for (const e of await walk(source)) {
+    const to = join(dest, e.path);
+    const there = await lstat(to).catch(() => undefined);
+    if (e.type === 'dir') {
+      if (there && !there.isDirectory()) await rm(to, { force: true });
+      await mkdir(to, { recursive: true });
+      await chmod(to, e.mode);
+      continue;
+    }
+    if (there) await rm(to, { recursive: true, force: true });
+    if (e.type === 'symlink') await symlink(e.target!, to);
+    else await cp(join(source, e.path), to, { preserveTimestamps: false });
+  }
 }
 
 /** Hard-links a file (same filesystem) or copies it where linking is not possible. */
@@ -19,11 +35,11 @@ export async function linkOrCopy(source: string, dest: string): Promise<void> {
   }
 }
 
-/** Sets every entry's times below dir (and dir itself) to epoch. */
-export async function stampTree(dir: string, epoch: number): Promise<void> {
+/** Sets every entry's times below dir (and dir itself) to epoch; with filesToo false, only folders' and symlinks'. */
+export async function stampTree(dir: string, epoch: number, o: { filesToo?: boolean } = {}): Promise<void> {
   for (const e of (await walk(dir)).reverse()) {
     if (e.type === 'symlink') await lutimes(join(dir, e.path), epoch, epoch);
-    else await utimes(join(dir, e.path), epoch, epoch);
+    else if (e.type === 'dir' || o.filesToo !== false) await utimes(join(dir, e.path), epoch, epoch);
   }
   await utimes(dir, epoch, epoch);
 }

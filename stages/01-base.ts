@@ -12,16 +12,14 @@ import { bzImageRelease } from '../iso/kernel.ts';
 import { extractCloop } from '../iso/cloop.ts';
 import { UserError } from '../lib/errors.ts';
 import { type BaseInfo, writeBaseInfo } from './handoff.ts';
+import { userlandPackages } from './userland.ts';
 
 /** The default base: a small Debian 12 system, the generic amd64 kernel, and what the CD runs. */
 export const defaultBase = {
   suite: 'bookworm',
   variant: 'minbase',
-  packages: [
-    'linux-image-amd64', 'sysvinit-core', 'busybox-static', 'dnsmasq', 'dropbear-bin',
-    'iproute2', 'kmod', 'procps', 'pxelinux', 'syslinux-common', 'nfs-kernel-server', 'wget',
-    'nftables', // the interconnect's firewall: members only (/usr/lib/openssi/firewall)
-  ],
+  // The kernel, sysvinit (KNOPPIX's init), and what the OpenSSI userland runs.
+  packages: ['linux-image-amd64', 'sysvinit-core', ...userlandPackages.map((p) => p[0])],
   // Documentation and translations make the CD bigger and the build slower, and nobody reads
   // them on a cluster node; copyright files stay.
   pathExclude: ['/usr/share/man/*', '/usr/share/doc/*', '/usr/share/locale/*', '/usr/share/info/*'],
@@ -83,7 +81,7 @@ function isoIdentity(iso: string): { size: number; mtimeMs: number } | { missing
   }
 }
 
-function mirrors(mirror: string, suite: string): string[] {
+export function mirrors(mirror: string, suite: string): string[] {
   const security = mirror.replace(/\/debian\/?$/, '/debian-security');
   return [
     `deb ${mirror} ${suite} main`,

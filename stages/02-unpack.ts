@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import { copyFile, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
-import { linkOrCopy } from '../lib/fsutil.ts';
+import { copyFile, cp, lstat, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { linkOrCopy, stampTree } from '../lib/fsutil.ts';
 import { dirname, join, resolve } from 'node:path';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage } from '../lib/runner.ts';
@@ -11,6 +11,8 @@ import { run } from '../lib/exec.ts';
 import { moduleClosure, readModuleIndex, vermagicSample } from '../iso/modules.ts';
 import { UserError } from '../lib/errors.ts';
 import { installedPackages } from './01-base.ts';
+import { minirtNetModules, netbootImageModules } from './03-minirt.ts';
+import { hostFile } from '../lib/host.ts';
 import { type UnpackInfo, readBaseInfo, writeUnpackInfo } from './handoff.ts';
 
 
@@ -35,10 +37,17 @@ async function replacementKernel(deb: string, dir: string): Promise<{ kver: stri
   return { kver, kernel: 'linux', modulesDir: join('deb', modulesDir) };
 }
 
+/** What installing packages into a base reads from it besides their own files (see 06-packages). */
+export const packageFacts = [
+  'var/lib/dpkg/status', 'var/lib/dpkg/diversions', 'var/lib/dpkg/statoverride', 'etc/os-release', 'usr/lib/os-release',
+  'etc/passwd', 'etc/group', 'etc/shadow', 'etc/gshadow', 'var/cache/debconf/config.dat', 'etc/ld.so.conf',
+];
+
 /**
  * Takes out of the base's compressed root what later stages build against: the kernel's modules
- * (the whole tree for minirt; for a remaster its indexes and the few modules it needs) and a
- * static busybox. With a replacement kernel package in the site, its kernel and
+ * (the whole tree for minirt; for a remaster its indexes and the few modules its initrds need)
+ * and a static busybox (the default base's own; for a remaster the host's busybox-static: a
+ * user's base need not have one). With a replacement kernel package in the site, its kernel and
  * modules stand in for the base's, so minirt, the modules stage and the CD all use the same one.
  */
 export const unpack: Stage<BuildOptions> = {
@@ -47,9 +56,10 @@ export const unpack: Stage<BuildOptions> = {
   summary: "the kernel (the base's or the site's package), its modules (all, or a remaster's few), a static busybox",
   after: ['base'],
   tools: ['unsquashfs', 'dpkg-deb', 'depmod'],
+  hostFiles: ['busyboxStatic'],
   inputs: (o) => ({
-    files: o.site.kernel ? [resolve(o.siteDir, o.site.kernel)] : [],
-    params: { initrdModules: o.site.initrdModules },
+    files: [...(o.site.kernel ? [resolve(o.siteDir, o.site.kernel)] : []), ...(o.base ? [hostFile('busyboxStatic')] : [])],
+    params: { initrdModules: o.site.initrdModules, netboot: [...minirtNetModules, ...netbootImageModules] },
   }),
   async run(ctx) {
     const baseDir = ctx.from('base');
@@ -68,18 +78,22 @@ export const unpack: Stage<BuildOptions> = {
     const listed = new Set(baseFiles);
     const modulesDir = [`usr/lib/modules/${kver}`, `lib/modules/${kver}`].find((p) => listed.has(`${p}/modules.dep`));
     if (!modulesDir) throw new UserError(`${what}: no modules for its kernel ${kver} (lib/modules/${kver}/modules.dep)`);
-    const busyboxes = ['usr/bin/busybox', 'bin/busybox'].filter((p) => listed.has(p));
+    const busyboxes = info.remaster ? [] : ['usr/bin/busybox', 'bin/busybox'].filter((p) => listed.has(p));
     const status = 'var/lib/dpkg/status';
     const indexes = baseFiles.filter((p) => p.startsWith(`${modulesDir}/modules.`));
     // minirt (the default base) needs the kernel's drivers; a remaster needs only the indexes
-    // (the modules stage writes the new ones from their text), the modules its initrd gets, and
-    // one module to read the kernel's vermagic from: not the ~400 MB tree.
+    // (the modules stage writes the new ones from their text), the modules its initrds get (the
+    // site's initrdModules; the netboot minirt's NIC and image drivers), and one module to read
+    // the kernel's vermagic from: not the ~400 MB tree.
     const whole = !info.remaster || !['modules.dep', 'modules.alias', 'modules.symbols'].every((n) => listed.has(`${modulesDir}/${n}`));
     const keepBaseModules = !ctx.options.site.kernel;
-    await extract([...(whole && keepBaseModules ? [modulesDir] : indexes), ...busyboxes, ...(info.remaster && listed.has(status) ? [status] : [])]);
+    // A remaster's package database, release and what maintainer scripts read and change: the
+    // packages stage adds what the base lacks, keyed by these alone.
+    const facts = info.remaster ? packageFacts.filter((p) => listed.has(p)) : [];
+    await extract([...(whole && keepBaseModules ? [modulesDir] : indexes), ...busyboxes, ...facts]);
     if (!whole && keepBaseModules) {
       const index = await readModuleIndex(join(root, modulesDir));
-      const { files } = moduleClosure(index, ctx.options.site.initrdModules);
+      const { files } = moduleClosure(index, [...ctx.options.site.initrdModules, ...minirtNetModules, ...netbootImageModules]);
       await extract([...new Set([vermagicSample(index), ...files])].map((f) => `${modulesDir}/${f}`));
     }
     if (whole && info.remaster && keepBaseModules) {
@@ -87,12 +101,16 @@ export const unpack: Stage<BuildOptions> = {
       // the modules stage writes from them.
       await run('depmod', ['-b', join(root, dirname(dirname(dirname(modulesDir)))), kver]);
     }
-    const busybox = busyboxes.find((p) => isStaticElf(join(root, p)));
-    if (!busybox) throw new Error('unpack: the base has no static busybox (Debian package busybox-static)');
+    let busybox = busyboxes.find((p) => isStaticElf(join(root, p)));
+    if (busybox) busybox = join('root', busybox);
+    else if (info.remaster) {
+      await copyFile(hostFile('busyboxStatic'), join(ctx.out, 'busybox'));
+      busybox = 'busybox';
+    } else throw new UserError(`${what}: no static busybox for minirt (Debian package busybox-static)`);
     const imageModulesDir = dirname(modulesDir);
     let result: UnpackInfo = {
       kernelVersion: kver, kernel: 'linux', modulesDir: join('root', modulesDir), imageModulesDir,
-      baseKernelVersion: kver, busybox: join('root', busybox),
+      baseKernelVersion: kver, busybox,
     };
     if (ctx.options.site.kernel) {
       const swap = await replacementKernel(resolve(ctx.options.siteDir, ctx.options.site.kernel), ctx.out);
@@ -105,6 +123,16 @@ export const unpack: Stage<BuildOptions> = {
     if (info.remaster && existsSync(join(root, status))) {
       result.packages = installedPackages(await readFile(join(root, status), 'utf8'));
     }
+    // With the base's times: they are the packages stage's inputs, its epoch among them (folders
+    // and symlinks get the newest file's time).
+    let newest = 0;
+    for (const p of facts) {
+      await mkdir(dirname(join(ctx.out, 'facts', p)), { recursive: true });
+      await cp(join(root, p), join(ctx.out, 'facts', p), { preserveTimestamps: true, verbatimSymlinks: true });
+      const st = await lstat(join(root, p)); // a symlink's own time is when it was unpacked
+      if (st.isFile()) newest = Math.max(newest, st.mtimeMs / 1000);
+    }
+    if (facts.length) await stampTree(join(ctx.out, 'facts'), Math.floor(newest), { filesToo: false });
     // The base's paths, so the manifest can tell a file the layers add from one they replace.
     await writeFile(join(ctx.out, 'base-files.txt'), `${baseFiles.join('\n')}\n`);
     await writeUnpackInfo(ctx.out, result);

@@ -37,8 +37,17 @@ export interface UnpackInfo {
   baseKernelVersion: string;
   /** A user's base's installed packages ("name version"), read from its dpkg status. */
   packages?: string[];
-  /** A static busybox for minirt, taken from the base. */
+  /** A static busybox for minirt and the initrds, relative to the stage folder: the default
+   * base's own, or for a remaster the host's busybox-static. */
   busybox: string;
+}
+
+/** packages.json: the Debian packages a remaster adds to the base (packages stage; its tree/). */
+export interface PackagesInfo {
+  /** "name version" of each package installed over the base. */
+  added: string[];
+  /** Paths the packages' scripts removed from the base, for the layer to hide. */
+  whiteouts: string[];
 }
 
 /** iso.json: the ISO a pack or remaster stage wrote. */
@@ -61,5 +70,7 @@ export const readBaseInfo = (dir: string) => readRecord<BaseInfo>(dir, 'base.jso
 export const writeBaseInfo = (dir: string, info: BaseInfo) => writeRecord(dir, 'base.json', info);
 export const readUnpackInfo = (dir: string) => readRecord<UnpackInfo>(dir, 'unpack.json', { kernelVersion: 'string', kernel: 'string', modulesDir: 'string', imageModulesDir: 'string', baseKernelVersion: 'string', busybox: 'string' });
 export const writeUnpackInfo = (dir: string, info: UnpackInfo) => writeRecord(dir, 'unpack.json', info);
+export const readPackagesInfo = (dir: string) => readRecord<PackagesInfo>(dir, 'packages.json', { added: 'object', whiteouts: 'object' });
+export const writePackagesInfo = (dir: string, info: PackagesInfo) => writeRecord(dir, 'packages.json', info);
 export const readIsoInfo = (dir: string) => readRecord<IsoInfo>(dir, 'iso.json', { file: 'string', sha256: 'string' });
 export const writeIsoInfo = (dir: string, info: IsoInfo) => writeRecord(dir, 'iso.json', info);

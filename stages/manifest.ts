@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { readLayerFiles } from './layer.ts';
 import type { StageRecord } from '../lib/runner.ts';
 import type { SiteConfig } from '../lib/site.ts';
-import { layerNames } from './09-remaster.ts';
+import { layerNames } from './10-remaster.ts';
 import { readBaseInfo, readUnpackInfo } from './handoff.ts';
 
 /** What went into an ISO: the base, each stage's digest, and every file the layers add or replace. */

@@ -145,8 +145,8 @@ test('a stranger on the interconnect (static 10.0.0.99, MAC not in clustertab) g
   const stranger = await cluster.bootStranger('stranger2', { mac: '52:54:00:00:09:99' });
   await stranger.succeed('ip link set eth0 up && ip addr add 10.0.0.99/8 dev eth0 && dropbearkey -t ed25519 -f /tmp/own >/dev/null');
   const attempts = [
-    'wget -q -T 5 -t 1 -O /tmp/layer http://10.0.0.1/KNOPPIX/KNOPPIX2', // the site layer
-    'wget -q -T 5 -t 1 -O /tmp/sums http://10.0.0.1/KNOPPIX/md5sums',
+    'wget -q -T 5 -t 1 -O /tmp/layer http://10.0.0.1/netboot/2', // the site layer
+    'wget -q -T 5 -t 1 -O /tmp/sums http://10.0.0.1/netboot/images',
     'wget -q -T 5 -t 1 -O /tmp/key http://10.0.0.1/openssi/cluster-key',
     "wget -q -T 5 -t 1 -O - 'http://10.0.0.1/cgi-bin/heartbeat?node=2&state=UP'", // claim node 2
     'busybox tftp -g -r pxelinux.0 -l /tmp/pxe 10.0.0.1',

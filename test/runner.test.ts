@@ -164,7 +164,7 @@ test('every file each stage and each fixture script imports is part of its key: 
   const graph = async (name: string) => (await moduleSources(stages.find((s) => s.name === name)!.module)).files.map((f) => relative(projectRoot, f));
   for (const f of ['iso/layout.ts', 'iso/kernel.ts', 'iso/cloop.ts']) assert.ok((await graph('base')).includes(f), `base imports ${f}`);
   for (const f of ['lib/clusterkey.ts', 'lib/templates.ts']) assert.ok((await graph('site')).includes(f), `site imports ${f}`);
-  for (const f of ['lib/fifo.ts', 'stages/07-site.ts']) assert.ok((await graph('remaster')).includes(f), `remaster imports ${f}`);
+  for (const f of ['lib/fifo.ts', 'stages/08-site.ts']) assert.ok((await graph('remaster')).includes(f), `remaster imports ${f}`);
   assert.ok((await moduleSources(stages.find((s) => s.name === 'site')!.module)).packages.ejs, 'the ejs version is in the site key');
 });
 

@@ -68,6 +68,18 @@ is_printable() {
 }
 
 # This node's number: written at boot from the kernel command line (openssi.node=N, default 1).
+# The live system's boot medium holding file $1: where minirt, KNOPPIX and live-boot (old and
+# new) mount it.
+boot_medium() {
+	for medium in /cdrom /mnt-system /run/live/medium /lib/live/mount/medium; do
+		if [ -r "$medium/$1" ]; then
+			echo "$medium"
+			return 0
+		fi
+	done
+	return 1
+}
+
 this_node() {
 	cat /run/openssi/nodenum 2>/dev/null || echo 1
 }

@@ -9,6 +9,7 @@ import { makeEfiImage, makeGrubEfi } from '../iso/efi.ts';
 import { makeHybridIso } from '../iso/xorriso.ts';
 import { initrdModuleSources, initrdModulesInputs, initrdWithModules } from './initrd-modules.ts';
 import { readBaseInfo, readUnpackInfo, writeIsoInfo } from './handoff.ts';
+import { netbootListPath, writeNetbootList } from './netboot-list.ts';
 
 /** Boot loader files taken from the host's Debian packages (isolinux, syslinux-common, GRUB). */
 const bootFiles = ['isolinuxBin', 'isohybridMbr', 'ldlinux', 'grubEfiModules'] as const;
@@ -63,6 +64,12 @@ export const pack = {
       lines.push(`${md5.get(e.path) ?? (await fileDigest(join(tree, e.path), 'md5'))}  ${e.path}`);
     }
     await writeFile(join(tree, 'KNOPPIX', 'md5sums'), `${lines.join('\n')}\n`);
+    await mkdir(join(tree, 'openssi'), { recursive: true });
+    const sums = new Map(lines.map((l) => [l.slice(34), l.slice(0, 32)]));
+    await writeNetbootList(join(tree, netbootListPath), {
+      kernel: 'boot/isolinux/linux', initrd: 'boot/isolinux/minirt.gz',
+      images: ['KNOPPIX/KNOPPIX', 'KNOPPIX/KNOPPIX1', 'KNOPPIX/KNOPPIX2'].map((path) => ({ path, format: 'squashfs', md5: sums.get(path)! })),
+    });
     const volumeLabel = ctx.options.site.iso.volumeLabel;
     await makeGrubEfi(join(work, 'BOOTX64.EFI'), volumeLabel, work);
     await makeEfiImage(join(work, 'BOOTX64.EFI'), join(work, 'efiboot.img'), ctx.epoch, work);

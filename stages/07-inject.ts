@@ -5,23 +5,29 @@ import { packLayer } from './layer.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import { overlaysDir } from '../lib/paths.ts';
 import type { Stage } from '../lib/runner.ts';
-import { readUnpackInfo } from './handoff.ts';
+import { readPackagesInfo, readUnpackInfo } from './handoff.ts';
 
-/** The OpenSSI layer: overlays/openssi and the kernel modules, in their own squashfs over the base. */
+/**
+ * The OpenSSI layer: overlays/openssi, the kernel modules, and for a remaster the Debian packages
+ * the base lacked, in their own squashfs over the base.
+ */
 export const inject = {
   name: 'inject',
   module: import.meta.url,
-  summary: 'the OpenSSI layer: overlays/openssi (userland, boot scripts, docs) and the modules',
-  after: ['unpack', 'modules'],
+  summary: "the OpenSSI layer: overlays/openssi (userland, boot scripts, docs), the modules, a remaster's added packages",
+  after: ['unpack', 'modules', 'packages'],
   tools: ['mksquashfs'],
   inputs: () => ({
     files: [join(overlaysDir, 'openssi'), join(overlaysDir, 'openssi.hide')],
   }),
   async run(ctx) {
     const tree = join(ctx.out, 'tree');
+    // A remaster's added Debian packages first: our files (their settings) go over them.
+    const added = await readPackagesInfo(ctx.from('packages'));
+    await copyTree(join(ctx.from('packages'), 'tree'), tree);
     await copyTree(join(overlaysDir, 'openssi'), tree);
     await copyTree(join(ctx.from('modules'), 'tree'), tree);
-    const hide = (await readFile(join(overlaysDir, 'openssi.hide'), 'utf8')).split('\n').filter((l) => l.startsWith('/'));
+    const hide = [...added.whiteouts, ...(await readFile(join(overlaysDir, 'openssi.hide'), 'utf8')).split('\n').filter((l) => l.startsWith('/'))];
     const kernel = await readUnpackInfo(ctx.from('unpack'));
     // A replacement kernel's modules came with the modules stage; the base's go out of sight.
     if (kernel.kernelVersion !== kernel.baseKernelVersion) hide.push(`/${kernel.imageModulesDir}/${kernel.baseKernelVersion}`);

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { UserError } from '../lib/errors.ts';
 import { walk } from '../lib/hash.ts';
@@ -13,9 +13,11 @@ import { makeSquashfs, squashfsCompressor } from '../iso/squashfs.ts';
 import { rewriteIso } from '../iso/xorriso.ts';
 import { run } from '../lib/exec.ts';
 import { initrdModuleSources, initrdModulesInputs, initrdWithModules } from './initrd-modules.ts';
-import { kernelArgList } from './07-site.ts';
-import { isoName } from './08-pack.ts';
+import { kernelArgList } from './08-site.ts';
+import { isoName } from './09-pack.ts';
 import { readBaseInfo, writeIsoInfo } from './handoff.ts';
+import { type NetbootImage, netbootListPath, rangeMd5, writeNetbootList } from './netboot-list.ts';
+import { fileDigest } from '../lib/hash.ts';
 
 type Base = BaseIso & { iso: string };
 interface IsoFile { source: string; path: string }
@@ -181,6 +183,38 @@ async function initrdFiles(ctx: StageContext<BuildOptions>, base: Base, menuText
 }
 
 /**
+ * What node 1 serves its netbooted nodes (openssi/netboot.list and the project's minirt): the
+ * base's kernel, our netboot minirt built against it, and the root images as this CD stacks them.
+ */
+async function netbootFiles(ctx: StageContext<BuildOptions>, base: Base, images: { files: IsoFile[]; remove: string[] }, work: string): Promise<IsoFile[]> {
+  const stack: NetbootImage[] = [];
+  const format = (f: string) => (f === 'cloop' ? 'cloop' : 'squashfs');
+  const replaced = new Map(images.files.map((f) => [f.path, f.source]));
+  for (const image of base.images) {
+    if (images.remove.includes(image.path)) continue;
+    const source = replaced.get(image.path);
+    stack.push({ path: image.path, format: format(image.format), md5: source ? await fileDigest(source, 'md5') : await rangeMd5(base.iso, image.offset, image.size) });
+  }
+  for (const f of images.files) {
+    if (!/\.squashfs$|KNOPPIX\d*$/.test(f.path) || base.images.some((i) => i.path === f.path)) continue;
+    stack.push({ path: f.path, format: format(base.images[0].format), md5: await fileDigest(f.source, 'md5') });
+  }
+  const minirt = join(work, 'netboot', 'minirt.gz');
+  await mkdir(dirname(minirt), { recursive: true });
+  if (ctx.options.site.initrdModules.length) {
+    const sources = await initrdModuleSources(ctx.options, ctx.from('unpack'), ctx.from('modules'));
+    await writeFile(minirt, await initrdWithModules({
+      ...sources, initrd: await readFile(join(ctx.from('minirt'), 'minirt.gz')), what: 'the netboot minirt.gz', scratch: join(work, 'netboot-initrd'), epoch: ctx.epoch,
+    }));
+  } else {
+    await copyFile(join(ctx.from('minirt'), 'minirt.gz'), minirt);
+  }
+  const list = join(work, 'netboot.list');
+  await writeNetbootList(list, { kernel: base.kernel, initrd: 'openssi/netboot/minirt.gz', images: stack });
+  return [{ source: minirt, path: 'openssi/netboot/minirt.gz' }, { source: list, path: netbootListPath }];
+}
+
+/**
  * A user's live ISO remastered: our layers in (layer mode) or merged in (flatten mode), every
  * boot entry with our kernel arguments, the site's ISO files, and the ISO rewritten by xorriso
  * with the base's boot setup (El Torito, MBR/GPT, EFI partition) and untouched data reused.
@@ -189,7 +223,7 @@ export const remaster = {
   name: 'remaster',
   module: import.meta.url,
   summary: "the user's ISO with our layers (layer mode) or merged and recompressed (flatten mode)",
-  after: ['base', 'unpack', 'modules', 'inject', 'site'],
+  after: ['base', 'unpack', 'minirt', 'modules', 'inject', 'site'],
   when: (o) => Boolean(o.base),
   tools: ['xorriso', 'create_compressed_fs', 'mksquashfs', 'unsquashfs'],
   inputs: (o) => ({
@@ -205,7 +239,7 @@ export const remaster = {
     const extents = await isoExtents(base.iso, ''); // one look at the ISO for all its menus
     const menuTexts = new Map<string, string>();
     for (const menu of base.menus) menuTexts.set(menu, (await readIsoFile(base.iso, menu, extents))!.toString('utf8'));
-    const files = [...images.files, ...(await menus(ctx, menuTexts, work))];
+    const files = [...images.files, ...(await menus(ctx, menuTexts, work)), ...(await netbootFiles(ctx, base, images, work))];
     if (ctx.options.site.initrdModules.length) files.push(...(await initrdFiles(ctx, base, menuTexts, extents, work)));
     // The site's own ISO files go in; our boot menus do not: the base's boot setup is kept.
     const siteIso = join(ctx.from('site'), 'iso');
