@@ -86,7 +86,10 @@ export const packages = {
     const mounted: string[] = [];
     const mount = async (args: string[], at: string) => {
       await mkdir(at, { recursive: true });
-      await run('mount', [...args, at]);
+      await run('mount', [...args, at]).catch((error) => {
+        const why = String(error?.stderr ?? error?.message).trim().split('\n').filter(Boolean)[0];
+        throw new UserError(`${what}: lacks ${missing.join(', ')}, and installing them needs mounts this host refused: ${why}`);
+      });
       mounted.push(at);
     };
     try {

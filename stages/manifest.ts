@@ -4,13 +4,14 @@ import { readLayerFiles } from './layer.ts';
 import type { StageRecord } from '../lib/runner.ts';
 import type { SiteConfig } from '../lib/site.ts';
 import { layerNames } from './10-remaster.ts';
-import { readBaseInfo, readUnpackInfo } from './handoff.ts';
+import { readBaseInfo, readPackagesInfo, readUnpackInfo } from './handoff.ts';
 
 /** What went into an ISO: the base, each stage's digest, and every file the layers add or replace. */
 export async function buildManifest(records: Map<string, StageRecord>, site: SiteConfig, iso: { path: string; sha256: string; size: number }, pack: 'layer' | 'flatten' = 'layer') {
   const dir = (name: string) => records.get(name)!.dir;
   const base = await readBaseInfo(dir('base'));
   const kernel = await readUnpackInfo(dir('unpack'));
+  const added = (await readPackagesInfo(dir('packages'))).added;
   const baseFiles = new Set((await readFile(join(dir('unpack'), 'base-files.txt'), 'utf8')).split('\n'));
   const layers = [];
   // Our layers follow the base's images: KNOPPIX/KNOPPIX1 and 2 on the default base.
@@ -31,6 +32,8 @@ export async function buildManifest(records: Map<string, StageRecord>, site: Sit
       ...(base.rootMd5 ? { rootMd5: base.rootMd5 } : {}), packages: kernel.packages ?? base.packages,
       ...(base.remaster ? { images: base.remaster.images.map((i) => `${i.path} (${i.format})`), menus: base.remaster.menus } : {}),
     },
+    // The Debian packages the OpenSSI layer adds to a base that lacked them (packages stage).
+    ...(added.length ? { addedPackages: added } : {}),
     kernel: { version: kernel.kernelVersion, from: site.kernel ? `site package ${site.kernel}` : 'base' },
     site,
     stages: Object.fromEntries([...records.values()].map((r) => [r.name, { key: r.key, cached: r.cached, seconds: Number(r.seconds.toFixed(2)) }])),

@@ -31,7 +31,7 @@ test('npm run build makes the default ISO, its manifest, in KNOPPIX layout', asy
   assert.is(r.code, 0, r.stderr);
   const summary = JSON.parse(r.stdout);
   assert.is(summary.iso, defaultOutPath);
-  assert.match(r.stderr, /\[1\/8\] base/);
+  assert.match(r.stderr, /\[1\/9\] base/);
   const files = await isoFiles(defaultOutPath);
   for (const f of ['boot/isolinux/isolinux.bin', 'boot/isolinux/isolinux.cfg', 'boot/isolinux/linux', 'boot/isolinux/minirt.gz',
     'boot/grub/grub.cfg', 'KNOPPIX/KNOPPIX', 'KNOPPIX/KNOPPIX1', 'KNOPPIX/KNOPPIX2', 'KNOPPIX/md5sums']) {
@@ -42,7 +42,7 @@ test('npm run build makes the default ISO, its manifest, in KNOPPIX layout', asy
   assert.is(manifest.iso.sha256, summary.sha256);
   assert.match(manifest.base.kernelVersion, /^\d+\.\d+\.\d+-\d+-amd64$/, 'the generic amd64 flavour');
   assert.ok(manifest.base.packages.some((p: string) => p.startsWith('linux-image-') && !p.includes('cloud')));
-  assert.equal(Object.keys(manifest.stages), ['base', 'unpack', 'minirt', 'kbuild', 'modules', 'inject', 'site', 'pack']);
+  assert.equal(Object.keys(manifest.stages), ['base', 'unpack', 'minirt', 'kbuild', 'modules', 'packages', 'inject', 'site', 'pack']);
   const injected = manifest.layers[0].files;
   const inittab = injected.find((f: any) => f.path === 'etc/inittab');
   assert.is(inittab.change, 'changed');

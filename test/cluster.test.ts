@@ -138,7 +138,7 @@ test('a valid ssi-addnode writes clustertab, DHCP host entry, boot file, name; a
   await node1.succeed('ssi-addnode --node 2 --mac 52:54:00:00:00:02 --ip 10.0.0.2 --boot pxe --name node2 --yes');
   assert.match(await node1.succeed('cat /etc/clustertab'), /^2\t10\.0\.0\.2\t52:54:00:00:00:02\tP\t0\t$/m);
   assert.match(await out('cat /cluster/etc/dhcp-hosts'), /^52:54:00:00:00:02,set:pxe,10\.0\.0\.2,node2$/m);
-  assert.match(await out('cat /srv/tftp/pxelinux.cfg/01-52-54-00-00-00-02'), /KERNEL http:\/\/10\.0\.0\.1\/boot\/isolinux\/linux\n.*openssi\.node=2 openssi\.ip=10\.0\.0\.2 openssi\.prefix=8 openssi\.name=node2/);
+  assert.match(await out('cat /srv/tftp/pxelinux.cfg/01-52-54-00-00-00-02'), /KERNEL http:\/\/10\.0\.0\.1\/netboot\/linux\n.*openssi\.node=2 openssi\.ip=10\.0\.0\.2 openssi\.prefix=8 openssi\.name=node2/);
   assert.is(await out('cat /cluster/node2/etc/nodename'), 'node2');
   assert.match(await out('cat /etc/hosts'), /^10\.0\.0\.2\tnode2$/m);
   assert.match(await out('cluster -v'), /^2\s+node2\s+10\.0\.0\.2\s+NEVERUP$/m);
@@ -166,7 +166,7 @@ test('ssi-addnode asks the guide\'s questions at the console, in order, and asks
   node1.type('y\n');
   await node1.waitForConsole(/Node 3 saved/);
   assert.match(await node1.succeed('cat /etc/clustertab'), /^3\t10\.0\.0\.3\t52:54:00:00:00:03\tE\t0\t$/m);
-  assert.match(await out('cat /srv/tftp/ipxe/52-54-00-00-00-03.ipxe'), /^kernel http:\/\/10\.0\.0\.1\/boot\/isolinux\/linux .*openssi\.node=3/m);
+  assert.match(await out('cat /srv/tftp/ipxe/52-54-00-00-00-03.ipxe'), /^kernel http:\/\/10\.0\.0\.1\/netboot\/linux .*openssi\.node=3/m);
 });
 
 test('DHCP and TFTP run on node 1, on the interconnect only; the guide\'s restart commands work', async () => {
