@@ -61,14 +61,14 @@ export const pack = {
     const lines: string[] = [];
     for (const e of await walk(tree)) {
       if (e.type !== 'file') continue;
-      lines.push(`${md5.get(e.path) ?? (await fileDigest(join(tree, e.path), 'md5'))}  ${e.path}`);
+      if (!md5.has(e.path)) md5.set(e.path, await fileDigest(join(tree, e.path), 'md5'));
+      lines.push(`${md5.get(e.path)}  ${e.path}`);
     }
     await writeFile(join(tree, 'KNOPPIX', 'md5sums'), `${lines.join('\n')}\n`);
     await mkdir(join(tree, 'openssi'), { recursive: true });
-    const sums = new Map(lines.map((l) => [l.slice(34), l.slice(0, 32)]));
     await writeNetbootList(join(tree, netbootListPath), {
       kernel: 'boot/isolinux/linux', initrd: 'boot/isolinux/minirt.gz',
-      images: ['KNOPPIX/KNOPPIX', 'KNOPPIX/KNOPPIX1', 'KNOPPIX/KNOPPIX2'].map((path) => ({ path, format: 'squashfs', md5: sums.get(path)! })),
+      images: ['KNOPPIX/KNOPPIX', 'KNOPPIX/KNOPPIX1', 'KNOPPIX/KNOPPIX2'].map((path) => ({ path, format: 'squashfs', md5: md5.get(path)! })),
     });
     const volumeLabel = ctx.options.site.iso.volumeLabel;
     await makeGrubEfi(join(work, 'BOOTX64.EFI'), volumeLabel, work);
