@@ -6,6 +6,7 @@ import type { BuildOptions } from '../lib/options.ts';
 import { overlaysDir } from '../lib/paths.ts';
 import type { Stage } from '../lib/runner.ts';
 import { readPackagesInfo, readUnpackInfo } from './handoff.ts';
+import { nodeOneCdslFolders } from './cdsl.ts';
 
 /**
  * The OpenSSI layer: overlays/openssi, the kernel modules, and for a remaster the Debian packages
@@ -27,6 +28,7 @@ export const inject = {
     await copyTree(join(ctx.from('packages'), 'tree'), tree);
     await copyTree(join(overlaysDir, 'openssi'), tree);
     await copyTree(join(ctx.from('modules'), 'tree'), tree);
+    await nodeOneCdslFolders(tree, (await readFile(join(tree, 'etc', 'openssi', 'cdsl'), 'utf8')).split('\n'));
     const hide = [...added.whiteouts, ...(await readFile(join(overlaysDir, 'openssi.hide'), 'utf8')).split('\n').filter((l) => l.startsWith('/'))];
     const kernel = await readUnpackInfo(ctx.from('unpack'));
     // A replacement kernel's modules came with the modules stage; the base's go out of sight.

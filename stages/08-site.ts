@@ -10,6 +10,7 @@ import { templatesDir } from '../lib/paths.ts';
 import { renderTemplates } from '../lib/templates.ts';
 import type { Stage } from '../lib/runner.ts';
 import { prefixLength } from '../lib/site.ts';
+import { nodeOneCdslFolders } from './cdsl.ts';
 
 /** Extra kernel arguments every boot entry carries: consoles first, then the site's own. */
 export function kernelArgList(siteArgs: string[]): string[] {
@@ -27,6 +28,7 @@ async function addCdsls(tree: string, paths: string[]): Promise<void> {
     await rm(link, { recursive: true, force: true });
     await symlink(`/cluster/node{nodenum}${path}`, link);
   }
+  await nodeOneCdslFolders(tree, paths);
 }
 
 /**
