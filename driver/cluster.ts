@@ -104,6 +104,11 @@ export class Cluster {
     this.machines.delete(name);
   }
 
+  /** The last lines each running node's console showed: what a failed check should report. */
+  consoleTails(lines = 20): string {
+    return [...this.machines].map(([name, vm]) => `--- ${name}'s console, last ${lines} lines:\n${vm.tail(lines)}`).join('\n');
+  }
+
   async stop(): Promise<void> {
     await Promise.all([...this.machines.values()].map((m) => m.stop()));
     this.machines.clear();

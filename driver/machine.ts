@@ -207,6 +207,20 @@ export class Machine {
     return r.output;
   }
 
+  /**
+   * Runs a command every second until it exits 0 (a state that settles, such as a node's view of
+   * the membership after its first heartbeats); returns its output.
+   */
+  async waitUntilSucceeds(command: string, timeoutSec = 60): Promise<string> {
+    const deadline = performance.now() + timeoutSec * 1000;
+    for (;;) {
+      const r = await this.execute(command, timeoutSec);
+      if (r.status === 0) return r.output;
+      if (performance.now() >= deadline) throw new Error(`${this.name}: \`${command}\` still exits ${r.status} after ${timeoutSec}s:\n${r.output}`);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+
   /** Runs a command that must fail; returns its output. */
   async fail(command: string, timeoutSec = 60): Promise<string> {
     const r = await this.execute(command, timeoutSec);

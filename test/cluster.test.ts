@@ -61,8 +61,8 @@ test('every command answers --help', async () => {
 test('CDSL: /etc/nodename shows the keyword and reads as node 1\'s own file', async () => {
   assert.is(await out('readlink /etc/nodename'), '/cluster/node{nodenum}/etc/nodename');
   assert.is(await out('cat /etc/nodename'), 'node1');
-  assert.is(await out('readlink "/cluster/node{nodenum}"'), '/run/openssi/node');
-  assert.is(await out('readlink /run/openssi/node'), '/cluster/node1');
+  assert.is(await out('readlink "/cluster/node{nodenum}"'), '/etc/openssi/node');
+  assert.is(await out('readlink /etc/openssi/node'), '/cluster/node1');
   await node1.succeed('echo per-node > /etc/motd.local && mklocalfile /etc/motd.local');
   assert.is(await out('readlink /etc/motd.local'), '/cluster/node{nodenum}/etc/motd.local');
   assert.is(await out('cat /etc/motd.local; cat /cluster/node1/etc/motd.local'), 'per-node\nper-node');

@@ -2,6 +2,7 @@
 // Runs each test file in its own process, in order (the build before the boots that use it),
 // and ends with one plain "N passed, N failed" line. `npm test -- NAME` runs the files matching NAME.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../lib/paths.ts';
 
@@ -14,15 +15,34 @@ const chosen = only.length ? files.filter((f) => only.some((o) => f.includes(o))
 let passed = 0;
 let failed = 0;
 const durations: string[] = [];
+/** Tests that took a minute or more (a file's first test counts its set-up too). */
+const slow: string[] = [];
 const runStarted = performance.now();
+const minutes = (ms: number) => `${(ms / 60000).toFixed(1).padStart(6)} min`;
+
+/** A file's test names in declaration order, which is the order uvu runs them in. */
+function testNames(file: string): string[] {
+  const source = readFileSync(join(projectRoot, 'test', file), 'utf8');
+  return [...source.matchAll(/^test\(\s*(['"])((?:\\.|(?!\1).)*)\1/gm)].map((m) => m[2].replace(/\\(.)/g, '$1'));
+}
 for (const file of chosen) {
   console.log(`\n# ${file}`);
   const started = performance.now();
   const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'test', file)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
+  // uvu prints a mark as each test ends: when each ended gives what each took.
+  const names = testNames(file);
+  let marks = 0;
+  let last = started;
   child.stdout.on('data', (chunk) => {
     out += chunk;
     process.stdout.write(chunk);
+    for (const _ of String(chunk).matchAll(/[•✘]/g)) {
+      const now = performance.now();
+      if (now - last >= 60000) slow.push(`${minutes(now - last)}  ${file} › ${marks === 0 ? '(set-up) ' : ''}${names[marks] ?? `test ${marks + 1}`}`);
+      last = now;
+      marks++;
+    }
   });
   const code: number = await new Promise((resolve) => child.on('close', (c) => resolve(c ?? 1)));
   const clean = out.replace(/\x1b\[[0-9;]*m/g, '');
@@ -31,8 +51,9 @@ for (const file of chosen) {
   passed += ok;
   failed += total - ok;
   if (code !== 0 && total === ok) failed += 1; // the file itself failed outside a test
-  durations.push(`${((performance.now() - started) / 60000).toFixed(1).padStart(6)} min  ${file}${code !== 0 ? ' (failed)' : ''}`);
+  durations.push(`${minutes(performance.now() - started)}  ${file}${code !== 0 ? ' (failed)' : ''}`);
 }
-console.log(`\n# durations\n${durations.join('\n')}\n${((performance.now() - runStarted) / 60000).toFixed(1).padStart(6)} min  in all`);
+console.log(`\n# tests of a minute or more\n${slow.join('\n') || '(none)'}`);
+console.log(`\n# durations\n${durations.join('\n')}\n${minutes(performance.now() - runStarted)}  in all`);
 console.log(`\n${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
