@@ -131,6 +131,9 @@ test('site settings reach the boot menus and the image', async () => {
   const listing = execFileSync('unsquashfs', ['-lls', '-d', '', image], { encoding: 'utf8' });
   assert.match(listing, /\/etc\/lab -> \/cluster\/node\{nodenum\}\/etc\/lab$/m);
   assert.match(listing, /\/var\/lib\/lab\.state -> \/cluster\/node\{nodenum\}\/var\/lib\/lab\.state$/m);
+  // Node 1's folders for them are on the CD: a CDSL resolves before any boot script has run.
+  assert.match(listing, /^d\S+ \S+ +\d+ [\d-]+ [\d:]+ \/cluster\/node1\/etc\/lab$/m, listing.split('\n').filter((l) => l.includes('/cluster')).join('\n'));
+  assert.match(listing, /^d\S+ \S+ +\d+ [\d-]+ [\d:]+ \/cluster\/node1\/var\/lib$/m);
   const pvd = execFileSync('xorriso', ['-indev', out, '-pvd_info'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   assert.match(pvd, /Volume Id\s*:\s*LAB_CLUSTER/);
   // initrdModules: appended to minirt, dependencies first; minirt's own bytes and init kept.

@@ -53,6 +53,11 @@ test('node 2 boots by PXE and joins: nodeup on node 1\'s console', async () => {
   await node2.waitForShell(60);
   assert.is(await out(node2, 'clusternode_num'), '2');
   assert.is(await out(node2, 'cat /etc/nodename'), 'node2');
+  // Its lease tells pxelinux to reboot and try again 10 s after a failed load (option 211, with
+  // pxelinux's magic 208), not to wait 5 minutes for a key.
+  const lease = await out(node1, 'grep -e "option:211" -e "option:208" /var/log/dnsmasq.log | tail -n 2');
+  assert.match(lease, /option:211\s+00:00:00:0a/, lease);
+  assert.match(lease, /option:208\s+f1:00:74:7e/, lease);
   console.log(`    node 2: power-on to UP in ${t.node2Up.toFixed(1)} s`);
 });
 
