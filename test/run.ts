@@ -34,10 +34,12 @@ for (const file of chosen) {
   const names = testNames(file);
   let marks = 0;
   let last = started;
-  child.stdout.on('data', (chunk) => {
+  // Decoded as text so a mark split between two chunks still counts.
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
     out += chunk;
     process.stdout.write(chunk);
-    for (const _ of String(chunk).matchAll(/[•✘]/g)) {
+    for (const _ of chunk.matchAll(/[•✘]/g)) {
       const now = performance.now();
       if (now - last >= 60000) slow.push(`${minutes(now - last)}  ${file} › ${marks === 0 ? '(set-up) ' : ''}${names[marks] ?? `test ${marks + 1}`}`);
       last = now;
