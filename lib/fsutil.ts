@@ -4,23 +4,37 @@ import { dirname, join } from 'node:path';
 import { walk } from './hash.ts';
 
 /**
- * Copies a folder tree over another, keeping symlinks as they are and file modes. What is copied
- * wins: a file or symlink replaces whatever was at its path (fs.cp refuses a symlink over a file).
+ * The mode a file of a git checkout stands for: git keeps only the executable bit, the rest
+ * comes from the umask of whoever cloned it. Folders 0755, files 0755 or 0644.
  */
-export async function copyTree(source: string, dest: string): Promise<void> {
+export function gitMode(mode: number, isDir = false): number {
+  return isDir || mode & 0o100 ? 0o755 : 0o644;
+}
+
+/**
+ * Copies a folder tree over another, keeping symlinks as they are and file modes (with modes
+ * 'git', the modes the checkout stands for: see gitMode). What is copied wins: a file or symlink
+ * replaces whatever was at its path (fs.cp refuses a symlink over a file).
+ */
+export async function copyTree(source: string, dest: string, o: { modes?: 'all' | 'git' } = {}): Promise<void> {
   await mkdir(dest, { recursive: true });
+  const modeOf = (mode: number, isDir: boolean) => (o.modes === 'git' ? gitMode(mode, isDir) : mode);
   for (const e of await walk(source)) {
     const to = join(dest, e.path);
     const there = await lstat(to).catch(() => undefined);
     if (e.type === 'dir') {
       if (there && !there.isDirectory()) await rm(to, { force: true });
       await mkdir(to, { recursive: true });
-      await chmod(to, e.mode);
+      await chmod(to, modeOf(e.mode, true));
       continue;
     }
     if (there) await rm(to, { recursive: true, force: true });
-    if (e.type === 'symlink') await symlink(e.target!, to);
-    else await cp(join(source, e.path), to, { preserveTimestamps: false });
+    if (e.type === 'symlink') {
+      await symlink(e.target!, to);
+    } else {
+      await cp(join(source, e.path), to, { preserveTimestamps: false });
+      await chmod(to, modeOf(e.mode, false));
+    }
   }
 }
 

@@ -42,18 +42,20 @@ export async function walk(dir: string, prefix = ''): Promise<TreeEntry[]> {
 }
 
 /**
- * Digest of a file or folder: names, kinds, the executable bit (all git keeps) and contents.
- * A path that does not exist digests as "absent", so adding it later changes the digest.
+ * Digest of a file or folder: names, kinds, permission bits and contents. With modes 'git', only
+ * the executable bit of the permissions counts (all git keeps: a checkout's other bits come
+ * from the umask of whoever cloned it). A path that does not exist digests as "absent", so
+ * adding it later changes the digest.
  */
-export async function pathDigest(path: string): Promise<string> {
+export async function pathDigest(path: string, o: { modes?: 'all' | 'git' } = {}): Promise<string> {
   const hash = createHash('sha256');
   const st = await lstat(path).catch(() => undefined);
   if (!st) return textDigest(`absent:${path}`);
-  if (!st.isDirectory()) return fileDigest(path);
+  if (!st.isDirectory()) return o.modes === 'git' ? fileDigest(path) : textDigest(`${st.mode & 0o7777} ${await fileDigest(path)}`);
   for (const e of await walk(path)) {
-    const exec = e.mode & 0o100 ? 'x' : '-';
+    const mode = o.modes === 'git' ? (e.mode & 0o100 ? 'x' : '-') : e.mode.toString(8);
     const body = e.type === 'file' ? await fileDigest(join(path, e.path)) : e.target ?? '';
-    hash.update(`${e.type} ${exec} ${e.path} ${body}\n`);
+    hash.update(`${e.type} ${mode} ${e.path} ${body}\n`);
   }
   return hash.digest('hex');
 }

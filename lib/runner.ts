@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inputsEpoch } from './epoch.ts';
 import { pathDigest, textDigest } from './hash.ts';
@@ -77,6 +77,9 @@ export async function runStages<Options>(
   settings: { cacheDir: string; noCache?: boolean; print?: (line: string) => void; prune?: boolean },
 ): Promise<Map<string, StageRecord>> {
   const print = settings.print ?? ((line: string) => process.stderr.write(`${line}\n`));
+  // What stages and their tools create gets its modes from them, not from the caller's umask
+  // (umask 002 gave another ISO).
+  process.umask(0o022);
   const applicable = stages.filter((s) => s.when?.(options) ?? true);
   requireTools([...new Set(applicable.flatMap((s) => s.tools))]);
   requireHostFiles([...new Set(applicable.flatMap((s) => s.hostFiles ?? []))]);
@@ -98,7 +101,7 @@ export async function runStages<Options>(
     };
     const declared = await stage.inputs(options, upstreamDir);
     const upstream = stage.keyedByInputs ? [] : upstreamAll;
-    const fileDigests = await Promise.all(declared.files.map(pathDigest));
+    const fileDigests = await Promise.all(declared.files.map((f) => pathDigest(f)));
     const code = await moduleSources(stage.module);
     const ownEpoch = await inputsEpoch([...declared.files, ...code.files]);
     const epoch = Math.max(ownEpoch, ...upstream.map((u) => u.epoch));
@@ -131,6 +134,9 @@ export async function runStages<Options>(
     const tmp = join(stageDir, `.tmp-${key}-${process.pid}`);
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp, { recursive: true });
+    // Not a set-group-ID folder, whatever the cache's is: folders made below would inherit the
+    // bit, and it would show in the images (a cache in such a folder gave another ISO).
+    await chmod(tmp, 0o755);
     const ctx: StageContext<Options> = {
       options,
       out: tmp,

@@ -1,8 +1,9 @@
 import ejs from 'ejs';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { UserError } from './errors.ts';
+import { gitMode } from './fsutil.ts';
 import { walk } from './hash.ts';
 import { grubQuote, shellQuote } from './quote.ts';
 
@@ -43,7 +44,9 @@ export async function renderTemplates(roots: string[], data: Record<string, unkn
       throw new UserError(`${source}: template error: ${String(error?.message ?? error).split('\n').pop()}`);
     }
     await mkdir(dirname(join(dest, path)), { recursive: true });
-    await writeFile(join(dest, path), text, { mode: (await stat(source)).mode & 0o777 });
+    await writeFile(join(dest, path), text);
+    // Executable or not, as git keeps it: the other bits of a checkout are its cloner's umask.
+    await chmod(join(dest, path), gitMode((await stat(source)).mode));
   }
   return [...chosen.keys()].sort();
 }

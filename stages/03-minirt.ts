@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { run } from '../lib/exec.ts';
 import type { BuildOptions } from '../lib/options.ts';
@@ -83,6 +83,7 @@ export const minirt = {
     await writeFile(join(tree, 'etc', 'minirt', 'modules'), `${modules.join('\n')}\n`);
     await writeFile(join(tree, 'etc', 'minirt', 'net-modules'), `${minirtNetModules.join('\n')}\n`);
     await copyFile(join(overlaysDir, 'minirt', 'init'), join(tree, 'init'));
+    await chmod(join(tree, 'init'), 0o755); // whatever the checkout's umask made it
     const entries = [
       ...(await entriesFromTree(tree)),
       { path: 'dev', type: 'dir' as const, mode: 0o755 },

@@ -26,7 +26,7 @@ export const inject = {
     // A remaster's added Debian packages first: our files (their settings) go over them.
     const added = await readPackagesInfo(ctx.from('packages'));
     await copyTree(join(ctx.from('packages'), 'tree'), tree);
-    await copyTree(join(overlaysDir, 'openssi'), tree);
+    await copyTree(join(overlaysDir, 'openssi'), tree, { modes: 'git' });
     await copyTree(join(ctx.from('modules'), 'tree'), tree);
     await nodeOneCdslFolders(tree, (await readFile(join(tree, 'etc', 'openssi', 'cdsl'), 'utf8')).split('\n'));
     const hide = [...added.whiteouts, ...(await readFile(join(overlaysDir, 'openssi.hide'), 'utf8')).split('\n').filter((l) => l.startsWith('/'))];

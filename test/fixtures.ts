@@ -36,7 +36,7 @@ export async function debianPackage(name: string): Promise<string> {
 export async function fixtureIso(name: 'knoppix' | 'debian-live', args: string[] = [], label: string = name): Promise<string> {
   const dir = join(projectRoot, 'fixtures', name);
   // The script's folder and every file its code imports (lib/, iso/...): an edit to any makes a new fixture.
-  const digest = textDigest(`${await pathDigest(dir)} ${await sourcesDigest(join(dir, 'make.ts'))}`).slice(0, 12);
+  const digest = textDigest(`${await pathDigest(dir, { modes: 'git' })} ${await sourcesDigest(join(dir, 'make.ts'))}`).slice(0, 12);
   const iso = join(fixturesDir, `${label}-${digest}.iso`);
   if (existsSync(iso)) return iso;
   await mkdir(fixturesDir, { recursive: true });

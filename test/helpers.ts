@@ -1,9 +1,12 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../lib/paths.ts';
+import { isoExtents, readExtent } from '../iso/layout.ts';
+import { extractCloop } from '../iso/cloop.ts';
 
 export interface CliResult { code: number; stdout: string; stderr: string }
 
@@ -37,4 +40,55 @@ export async function scratch(prefix: string): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   scratchDirs.push(dir);
   return dir;
+}
+
+/** Lines of one listing that the other lacks, a few of each side. */
+function listingDiff(what: string, a: string[], b: string[], shown = 6): string[] {
+  const inB = new Set(b);
+  const inA = new Set(a);
+  const onlyA = a.filter((l) => !inB.has(l));
+  const onlyB = b.filter((l) => !inA.has(l));
+  if (!onlyA.length && !onlyB.length) return [];
+  return [`${what}:`, ...onlyA.slice(0, shown).map((l) => `  - ${l}`), ...onlyB.slice(0, shown).map((l) => `  + ${l}`)];
+}
+
+/** A squashfs image's listing (modes, owners, sizes, times, names), unpacking a cloop wrapper first. */
+async function imageListing(data: Buffer, scratch: string, name: string): Promise<string[] | undefined> {
+  let file = join(scratch, name);
+  await writeFile(file, data);
+  if (/^#!\/bin\/sh[\s\S]*V[234]\.0/.test(data.subarray(0, 128).toString('latin1'))) {
+    if (!(await extractCloop(file, `${file}.inner`).then(() => true, () => false))) return undefined;
+    file = `${file}.inner`;
+  }
+  const head = (await readFile(file)).subarray(0, 4).toString('latin1');
+  if (head !== 'hsqs') return undefined;
+  return execFileSync('unsquashfs', ['-lln', '-d', '', file], { encoding: 'utf8', maxBuffer: 256 << 20 }).split('\n').filter((l) => l.startsWith('-') || l.startsWith('d') || l.startsWith('l') || l.startsWith('c'));
+}
+
+/**
+ * What differs between two ISOs that should be the same: the ISO's own listing (modes, owners,
+ * dates), the files whose data differ, and inside a differing squashfs (or cloop) layer, its
+ * listing. What a failed reproducibility check reports, so a run elsewhere says why.
+ */
+export async function isoDifferences(a: string, b: string): Promise<string> {
+  const lsdl = (iso: string) => execFileSync('xorriso', ['-indev', iso, '-find', '/', '-exec', 'lsdl', '--'], { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'ignore'] })
+    .split('\n').filter((l) => /^[-dlcb][rwxsStT-]{9}/.test(l));
+  const out = listingDiff('ISO listing', lsdl(a), lsdl(b));
+  const [ea, eb] = [await isoExtents(a, ''), await isoExtents(b, '')];
+  const scratch = await mkdtemp(join(tmpdir(), 'iso-diff-'));
+  try {
+    for (const x of ea) {
+      const y = eb.find((e) => e.path === x.path);
+      if (!y) continue;
+      const [da, db] = [await readExtent(a, x), await readExtent(b, y)];
+      if (da.equals(db)) continue;
+      out.push(`data differ: ${x.path} (${x.size} and ${y.size} bytes; sha256 ${createHash('sha256').update(da).digest('hex').slice(0, 12)} and ${createHash('sha256').update(db).digest('hex').slice(0, 12)})`);
+      if (x.size > 1 << 30) continue;
+      const [la, lb] = [await imageListing(da, scratch, 'a'), await imageListing(db, scratch, 'b')];
+      if (la && lb) out.push(...listingDiff(`  inside ${x.path}`, la, lb));
+    }
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+  return out.join('\n') || '(no difference found in listings or file data: the ISO structure differs)';
 }

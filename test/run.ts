@@ -17,6 +17,8 @@ let failed = 0;
 const durations: string[] = [];
 /** Tests that took a minute or more (a file's first test counts its set-up too). */
 const slow: string[] = [];
+/** Each failed test's name and the first lines of what it said: CI shows the end of the output. */
+const failures: string[] = [];
 const runStarted = performance.now();
 const minutes = (ms: number) => `${(ms / 60000).toFixed(1).padStart(6)} min`;
 
@@ -25,6 +27,24 @@ function testNames(file: string): string[] {
   const source = readFileSync(join(projectRoot, 'test', file), 'utf8');
   return [...source.matchAll(/^test\(\s*(['"])((?:\\.|(?!\1).)*)\1/gm)].map((m) => m[2].replace(/\\(.)/g, '$1'));
 }
+/** uvu's report of each failed test (FAIL "name", then the message), cut before the stack. */
+function failureDigests(file: string, clean: string, outsideTests: boolean): string[] {
+  const lines = clean.split('\n');
+  const digests: string[] = [];
+  lines.forEach((line, i) => {
+    const m = /^\s*FAIL\s+"(.*)"\s*$/.exec(line);
+    if (!m) return;
+    const said = [];
+    for (const next of lines.slice(i + 1)) {
+      if (/^\s+at /.test(next) || /^\s*FAIL\s+"/.test(next) || said.length === 12) break;
+      if (next.trim()) said.push(`    ${next.trim().slice(0, 200)}`);
+    }
+    digests.push(`  ${file} › ${m[1]}`, ...said);
+  });
+  if (outsideTests) digests.push(`  ${file} › (outside any test)`, ...lines.filter((l) => l.trim()).slice(-8).map((l) => `    ${l.trim().slice(0, 200)}`));
+  return digests;
+}
+
 for (const file of chosen) {
   console.log(`\n# ${file}`);
   const started = performance.now();
@@ -53,8 +73,10 @@ for (const file of chosen) {
   passed += ok;
   failed += total - ok;
   if (code !== 0 && total === ok) failed += 1; // the file itself failed outside a test
+  failures.push(...failureDigests(file, clean, code !== 0 && total === ok));
   durations.push(`${minutes(performance.now() - started)}  ${file}${code !== 0 ? ' (failed)' : ''}`);
 }
+if (failures.length) console.log(`\n# failures (the first lines of each)\n${failures.join('\n')}`);
 console.log(`\n# tests of a minute or more\n${slow.join('\n') || '(none)'}`);
 console.log(`\n# durations\n${durations.join('\n')}\n${minutes(performance.now() - runStarted)}  in all`);
 console.log(`\n${passed} passed, ${failed} failed`);

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
-import { cp, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runStages, type Stage } from '../lib/runner.ts';
@@ -55,6 +55,42 @@ test('a stage reruns only when its inputs or an upstream stage change', async ()
   calls.length = 0;
   await runStages([first, second], { input }, { cacheDir: cache, noCache: true, ...quiet });
   assert.equal(calls, ['first', 'second'], '--no-cache reruns everything');
+});
+
+test('a stage reruns when an input file\'s mode changes, not only its executable bit', async () => {
+  const cache = await scratch('cache-');
+  const input = join(await scratch('input-'), 'input');
+  await writeFile(input, 'secret', { mode: 0o644 });
+  calls.length = 0;
+  await runStages([first], { input }, { cacheDir: cache, ...quiet });
+  await chmod(input, 0o600);
+  await runStages([first], { input }, { cacheDir: cache, ...quiet });
+  assert.equal(calls, ['first', 'first'], 'a site file made private is a new input');
+});
+
+test('what a stage makes has the same modes whatever the caller\'s umask and the cache folder\'s set-group-ID bit', async () => {
+  const maker: Stage<Opts> = {
+    name: 'maker', module: import.meta.url, summary: 'makes a folder and a file', after: [], tools: [],
+    inputs: () => ({ files: [] }),
+    async run(ctx) {
+      await mkdir(join(ctx.out, 'tree', 'etc'), { recursive: true });
+      await writeFile(join(ctx.out, 'tree', 'etc', 'motd'), 'hello');
+    },
+  };
+  const modes = async (umask: number, setgid: boolean) => {
+    const cache = await scratch('cache-');
+    if (setgid) await chmod(cache, 0o2775);
+    const old = process.umask(umask);
+    try {
+      const dir = (await runStages([maker], { input: '' }, { cacheDir: cache, noCache: true, ...quiet })).get('maker')!.dir;
+      return [join(dir, 'tree'), join(dir, 'tree', 'etc'), join(dir, 'tree', 'etc', 'motd')].map(async (p) => (await stat(p)).mode & 0o7777);
+    } finally {
+      process.umask(old);
+    }
+  };
+  const plain = await Promise.all(await modes(0o022, false));
+  assert.equal(plain, [0o755, 0o755, 0o644]);
+  assert.equal(await Promise.all(await modes(0o002, true)), plain);
 });
 
 test('pruning keeps what the build used and the two most recently used others of each stage', async () => {
