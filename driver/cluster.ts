@@ -109,6 +109,16 @@ export class Cluster {
     return [...this.machines].map(([name, vm]) => `--- ${name}'s console, last ${lines} lines:\n${vm.tail(lines)}`).join('\n');
   }
 
+  /** Runs a check; if it fails, its error carries every running node's console tail. */
+  async showingConsoles<T>(check: () => Promise<T>, lines = 20): Promise<T> {
+    try {
+      return await check();
+    } catch (error) {
+      if (error instanceof Error) error.message += `\n${this.consoleTails(lines)}`;
+      throw error;
+    }
+  }
+
   async stop(): Promise<void> {
     await Promise.all([...this.machines.values()].map((m) => m.stop()));
     this.machines.clear();

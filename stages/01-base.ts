@@ -12,6 +12,7 @@ import { bzImageRelease } from '../iso/kernel.ts';
 import { extractCloop } from '../iso/cloop.ts';
 import { UserError } from '../lib/errors.ts';
 import { type BaseInfo, writeBaseInfo } from './handoff.ts';
+import { rangeMd5 } from './netboot-list.ts';
 import { userlandPackages } from './userland.ts';
 
 /** The default base: a small Debian 12 system, the generic amd64 kernel, and what the CD runs. */
@@ -52,9 +53,11 @@ async function remasterBase(iso: string, out: string, log: (m: string) => void):
     rootImage = { file: 'root.img', offset: 0, format: inner };
   } else throw new UserError(`--base ${iso}: ${lowest.path} is neither squashfs nor cloop (${lowest.format})`);
   log(`${found.layout} layout, kernel ${kver}, ${found.images.map((i) => `${i.path} (${i.format})`).join(', ')}`);
+  // netboot.list carries each image's md5; read once here, not on every rebuild of the layers.
+  const imageMd5 = Object.fromEntries(await Promise.all(found.images.map(async (i) => [i.path, await rangeMd5(iso, i.offset, i.size)])));
   return {
     layout: found.layout, kernelVersion: kver, kernel: 'linux', rootImage, packages: [],
-    source: `remastered from ${iso}`, remaster: { ...found, iso },
+    source: `remastered from ${iso}`, remaster: { ...found, iso, imageMd5 },
   };
 }
 

@@ -15,11 +15,11 @@ import { run } from '../lib/exec.ts';
 import { initrdModuleSources, initrdModulesInputs, initrdWithModules } from './initrd-modules.ts';
 import { kernelArgList } from './08-site.ts';
 import { isoName } from './09-pack.ts';
-import { readBaseInfo, writeIsoInfo } from './handoff.ts';
-import { type NetbootImage, netbootListPath, rangeMd5, writeNetbootList } from './netboot-list.ts';
+import { type BaseInfo, readBaseInfo, writeIsoInfo } from './handoff.ts';
+import { type NetbootImage, netbootListPath, writeNetbootList } from './netboot-list.ts';
 import { fileDigest } from '../lib/hash.ts';
 
-type Base = BaseIso & { iso: string };
+type Base = NonNullable<BaseInfo['remaster']>;
 interface IsoFile { source: string; path: string }
 
 /**
@@ -193,7 +193,7 @@ async function netbootFiles(ctx: StageContext<BuildOptions>, base: Base, images:
   for (const image of base.images) {
     if (images.remove.includes(image.path)) continue;
     const source = replaced.get(image.path);
-    stack.push({ path: image.path, format: format(image.format), md5: source ? await fileDigest(source, 'md5') : await rangeMd5(base.iso, image.offset, image.size) });
+    stack.push({ path: image.path, format: format(image.format), md5: source ? await fileDigest(source, 'md5') : base.imageMd5[image.path] });
   }
   for (const f of images.files) {
     if (!/\.squashfs$|KNOPPIX\d*$/.test(f.path) || base.images.some((i) => i.path === f.path)) continue;

@@ -19,8 +19,8 @@ export interface BaseInfo {
   rootMd5?: string;
   packages: string[];
   source: string;
-  /** A user's ISO to remaster: where its images, menus, kernel and initrd are. */
-  remaster?: BaseIso & { iso: string };
+  /** A user's ISO to remaster: where its images, menus, kernel and initrd are, and each image's md5 by path. */
+  remaster?: BaseIso & { iso: string; imageMd5: Record<string, string> };
 }
 
 /** unpack.json: the kernel the CD boots and its modules (unpack stage). */

@@ -138,7 +138,8 @@ test('a valid ssi-addnode writes clustertab, DHCP host entry, boot file, name; a
   await node1.succeed('ssi-addnode --node 2 --mac 52:54:00:00:00:02 --ip 10.0.0.2 --boot pxe --name node2 --yes');
   assert.match(await node1.succeed('cat /etc/clustertab'), /^2\t10\.0\.0\.2\t52:54:00:00:00:02\tP\t0\t$/m);
   assert.match(await out('cat /cluster/etc/dhcp-hosts'), /^52:54:00:00:00:02,set:pxe,10\.0\.0\.2,node2$/m);
-  assert.match(await out('cat /srv/tftp/pxelinux.cfg/01-52-54-00-00-00-02'), /KERNEL http:\/\/10\.0\.0\.1\/netboot\/linux\n.*openssi\.node=2 openssi\.ip=10\.0\.0\.2 openssi\.prefix=8 openssi\.name=node2/);
+  assert.match(await out('cat /srv/tftp/pxelinux.cfg/01-52-54-00-00-00-02'), /KERNEL netboot\/linux\n.*initrd=netboot\/minirt\.gz .*openssi\.node=2 openssi\.ip=10\.0\.0\.2 openssi\.prefix=8 openssi\.name=node2/);
+  await node1.succeed('test -s /srv/tftp/pxelinux.0 && test -s /srv/tftp/netboot/linux && test -s /srv/tftp/netboot/minirt.gz'); // what that file names, in TFTP's reach
   assert.is(await out('cat /cluster/node2/etc/nodename'), 'node2');
   assert.match(await out('cat /etc/hosts'), /^10\.0\.0\.2\tnode2$/m);
   assert.match(await out('cluster -v'), /^2\s+node2\s+10\.0\.0\.2\s+NEVERUP$/m);

@@ -146,28 +146,27 @@ async function clusterFrom(iso: string, name: string, firmware: 'bios' | 'uefi',
   const work2 = await mkdtemp(join(tmpdir(), 'remaster-cluster-'));
   const cluster = await Cluster.start(iso, { dir: join(logDir, name), accel: await chooseAccel('auto', await kernelOf(iso, work2)) });
   try {
-    const started = performance.now();
-    const node1 = await cluster.bootInitNode(firmware);
-    console.log(`    ${name}: node 1 shell after ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    await checks(node1, (what, ok, detail) => assert.ok(ok, `${name}, node 1: ${what}\n${detail}`));
-    await node1.succeed(`ssi-addnode --node 2 --mac 52:54:00:00:02:02 --ip 10.0.0.2 --boot ${protocol} --name node2 --yes`);
-    const powered = performance.now();
-    const node2 = await cluster.bootNetNode('node2', { mac: '52:54:00:00:02:02', protocol });
-    await node1.waitForConsole(/nodeup: node 2 \(node2\)/, 300);
-    console.log(`    ${name}: node 2 (${protocol}) UP after ${((performance.now() - powered) / 1000).toFixed(1)} s`);
-    await node2.waitForShell(60);
-    const v = await node1.succeed('cluster -v');
-    for (const n of [1, 2]) assert.match(v, new RegExp(`^${n}\\s+node${n}\\s+10\\.0\\.0\\.${n}\\s+UP$`, 'm'), v);
-    assert.is((await node1.succeed('onnode 2 cat /etc/nodename')).trim(), 'node2');
-    assert.is((await node1.succeed('onall cat /etc/nodename')).trim(), 'node1\nnode2');
-    // Node 2 takes the cluster's view with its first heartbeats.
-    await node2.waitUntilSucceeds('test "$(cluster)" = "1 2"', 30);
-    assert.match(await node2.succeed('readlink /etc/nodename'), /\{nodenum\}/, 'CDSL on node 2');
-    await node2.succeed('echo from-node2 > /cluster/remaster-check');
-    assert.is((await node1.succeed('cat /cluster/remaster-check')).trim(), 'from-node2', '/cluster shared');
-  } catch (e) {
-    if (e instanceof Error) e.message += `\n${cluster.consoleTails()}`;
-    throw e;
+    await cluster.showingConsoles(async () => {
+      const started = performance.now();
+      const node1 = await cluster.bootInitNode(firmware);
+      console.log(`    ${name}: node 1 shell after ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      await checks(node1, (what, ok, detail) => assert.ok(ok, `${name}, node 1: ${what}\n${detail}`));
+      await node1.succeed(`ssi-addnode --node 2 --mac 52:54:00:00:02:02 --ip 10.0.0.2 --boot ${protocol} --name node2 --yes`);
+      const powered = performance.now();
+      const node2 = await cluster.bootNetNode('node2', { mac: '52:54:00:00:02:02', protocol });
+      await node1.waitForConsole(/nodeup: node 2 \(node2\)/, 300);
+      console.log(`    ${name}: node 2 (${protocol}) UP after ${((performance.now() - powered) / 1000).toFixed(1)} s`);
+      await node2.waitForShell(60);
+      const v = await node1.succeed('cluster -v');
+      for (const n of [1, 2]) assert.match(v, new RegExp(`^${n}\\s+node${n}\\s+10\\.0\\.0\\.${n}\\s+UP$`, 'm'), v);
+      assert.is((await node1.succeed('onnode 2 cat /etc/nodename')).trim(), 'node2');
+      assert.is((await node1.succeed('onall cat /etc/nodename')).trim(), 'node1\nnode2');
+      // Node 2 takes the cluster's view with its first heartbeats.
+      await node2.waitUntilSucceeds('test "$(cluster)" = "1 2"', 30);
+      assert.match(await node2.succeed('readlink /etc/nodename'), /\{nodenum\}/, 'CDSL on node 2');
+      await node2.succeed('echo from-node2 > /cluster/remaster-check');
+      assert.is((await node1.succeed('cat /cluster/remaster-check')).trim(), 'from-node2', '/cluster shared');
+    });
   } finally {
     await cluster.stop();
     await rm(work2, { recursive: true, force: true });

@@ -36,8 +36,8 @@ function failureDigests(file: string, clean: string, outsideTests: boolean): str
     if (!m) return;
     const said = [];
     for (const next of lines.slice(i + 1)) {
-      if (/^\s+at /.test(next) || /^\s*FAIL\s+"/.test(next) || said.length === 12) break;
-      if (next.trim()) said.push(`    ${next.trim().slice(0, 200)}`);
+      if (/^\s+at /.test(next) || /^\s*FAIL\s+"/.test(next) || said.length === 40) break;
+      if (next.trim()) said.push(`    ${next.trim().slice(0, 160)}`);
     }
     digests.push(`  ${file} › ${m[1]}`, ...said);
   });
