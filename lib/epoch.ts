@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { lstat } from 'node:fs/promises';
-import { relative } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { walk } from './hash.ts';
 import { projectRoot } from './paths.ts';
 
@@ -16,7 +16,15 @@ export async function inputsEpoch(paths: readonly string[]): Promise<number> {
     return Number(fromEnv);
   }
   let newest = 0;
-  const inRepo = paths.filter((p) => !relative(projectRoot, p).startsWith('..'));
+  const underRoot = paths.filter((p) => !relative(projectRoot, p).startsWith('..'));
+  // What git ignores (the cache, where upstream stages' outputs lie) has no commit time: its
+  // own times count, wherever the cache is (a cache in the checkout gave another epoch, so
+  // another ISO, than one in /tmp, once the base was newer than the last commit).
+  const ignored = underRoot.length === 0 ? undefined : await execa('git', ['check-ignore', '-z', '--stdin'], {
+    cwd: projectRoot, input: underRoot.map((p) => relative(projectRoot, p)).join('\0'), reject: false,
+  });
+  const ignoredPaths = new Set(ignored?.exitCode === 0 ? ignored.stdout.split('\0').filter(Boolean).map((r) => resolve(projectRoot, r)) : []);
+  const inRepo = underRoot.filter((p) => !ignoredPaths.has(resolve(p)));
   const outside = paths.filter((p) => !inRepo.includes(p));
   const dirty = new Set<string>();
   if (inRepo.length > 0) {

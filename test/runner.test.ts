@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
-import { chmod, cp, mkdir, readdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { inputsEpoch } from '../lib/epoch.ts';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runStages, type Stage } from '../lib/runner.ts';
@@ -91,6 +92,24 @@ test('what a stage makes has the same modes whatever the caller\'s umask and the
   const plain = await Promise.all(await modes(0o022, false));
   assert.equal(plain, [0o755, 0o755, 0o644]);
   assert.equal(await Promise.all(await modes(0o002, true)), plain);
+});
+
+test('an input the checkout ignores (its cache) counts by its own time, as it would outside the checkout', async () => {
+  const inCheckout = join(projectRoot, '.cache', `epoch-test-${process.pid}`);
+  const outside = await scratch('epoch-');
+  const later = Math.floor(Date.now() / 1000) + 3600; // newer than any commit
+  try {
+    for (const dir of [inCheckout, outside]) {
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, 'status'), 'facts');
+      await utimes(join(dir, 'status'), later, later);
+    }
+    const code = join(projectRoot, 'lib', 'runner.ts');
+    assert.is(await inputsEpoch([inCheckout, code]), later);
+    assert.is(await inputsEpoch([outside, code]), later);
+  } finally {
+    await rm(inCheckout, { recursive: true, force: true });
+  }
 });
 
 test('pruning keeps what the build used and the two most recently used others of each stage', async () => {
