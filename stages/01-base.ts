@@ -1,5 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { onPath, run } from '../lib/exec.ts';
 import { hostFile } from '../lib/host.ts';
@@ -136,6 +136,12 @@ export const base: Stage<BuildOptions> = {
     ], { env: { SOURCE_DATE_EPOCH: String(ctx.epoch) } });
     // The builder's own name and resolver leak in otherwise, and would differ between machines.
     await writeFile(join(root, 'etc', 'hostname'), 'knoppix\n');
+    // apt hands its download folders to _apt only when it downloads into them, which one run
+    // did and the next did not: give them the owner an installed Debian has.
+    const aptUid = Number(/^_apt:[^:]*:(\d+):/m.exec(await readFile(join(root, 'etc', 'passwd'), 'utf8'))?.[1] ?? 0);
+    for (const partial of ['var/cache/apt/archives/partial', 'var/lib/apt/lists/partial']) {
+      if (existsSync(join(root, partial))) await chown(join(root, partial), aptUid, 0);
+    }
     await writeFile(join(root, 'etc', 'resolv.conf'), '');
     const kernels = await readdir(join(root, 'lib', 'modules'));
     if (kernels.length !== 1) throw new Error(`base: expected one kernel in /lib/modules, found ${kernels.join(', ') || 'none'}`);

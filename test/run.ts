@@ -34,10 +34,11 @@ function failureDigests(file: string, clean: string, outsideTests: boolean): str
   lines.forEach((line, i) => {
     const m = /^\s*FAIL\s+"(.*)"\s*$/.exec(line);
     if (!m) return;
-    const said = [];
+    const said: string[] = [];
     for (const next of lines.slice(i + 1)) {
       if (/^\s+at /.test(next) || /^\s*FAIL\s+"/.test(next) || said.length === 40) break;
-      if (next.trim()) said.push(`    ${next.trim().slice(0, 160)}`);
+      // uvu shows an assertion's message twice (as said, then in its report): once is enough.
+      if (next.trim() && !said.includes(`    ${next.trim().slice(0, 160)}`)) said.push(`    ${next.trim().slice(0, 160)}`);
     }
     digests.push(`  ${file} › ${m[1]}`, ...said);
   });
