@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -41,7 +41,12 @@ export async function fixtureIso(name: 'knoppix' | 'debian-live', args: string[]
   if (existsSync(iso)) return iso;
   await mkdir(fixturesDir, { recursive: true });
   console.error(`fixture: building ${iso} (once; kept in ${fixturesDir})`);
-  execFileSync(process.execPath, ['--import', 'tsx', join(dir, 'make.ts'), iso, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // Not synchronous: two fixtures can be made at once (remaster.test makes both).
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(dir, 'make.ts'), iso, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('error', reject);
+    child.on('close', (code, signal) => (code === 0 ? resolve() : reject(new Error(`fixture ${label}: make.ts failed (${signal ?? `exit ${code}`})`))));
+  });
   // Older versions of this fixture (made by an earlier script) are of no more use.
   for (const f of await readdir(fixturesDir)) {
     if (f.startsWith(`${label}-`) && f.endsWith('.iso') && join(fixturesDir, f) !== iso) await rm(join(fixturesDir, f), { force: true });

@@ -37,8 +37,8 @@ let earlySite: string;
 let clusterKey: string;
 
 test.before(async () => {
-  knoppix = await fixtureIso('knoppix', [], 'knoppix-cloop');
-  live = await fixtureIso('debian-live');
+  // Made at once when missing: lb build waits on the mirror and dpkg more than on the CPU.
+  [knoppix, live] = await Promise.all([fixtureIso('knoppix', [], 'knoppix-cloop'), fixtureIso('debian-live')]);
   work = await mkdtemp(join(tmpdir(), 'remaster-'));
   layered = join(work, 'knoppix-layer.iso');
   flattened = join(work, 'knoppix-flat.iso');
