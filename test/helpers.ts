@@ -1,11 +1,11 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../lib/paths.ts';
-import { isoExtents, readExtent } from '../iso/layout.ts';
+import { copyExtent, imageFormat, isoExtents, readExtent, type IsoExtent } from '../iso/layout.ts';
 import { extractCloop } from '../iso/cloop.ts';
 
 export interface CliResult { code: number; stdout: string; stderr: string }
@@ -52,17 +52,18 @@ function listingDiff(what: string, a: string[], b: string[], shown = 6): string[
   return [`${what}:`, ...onlyA.slice(0, shown).map((l) => `  - ${l}`), ...onlyB.slice(0, shown).map((l) => `  + ${l}`)];
 }
 
-/** A squashfs image's listing (modes, owners, sizes, times, names), unpacking a cloop wrapper first. */
-async function imageListing(data: Buffer, scratch: string, name: string): Promise<string[] | undefined> {
+/** The listing (modes, owners, sizes, times, names) of a squashfs image in an ISO, through a cloop wrapper. */
+async function imageListing(iso: string, e: IsoExtent, scratch: string, name: string): Promise<string[] | undefined> {
+  const format = await imageFormat(iso, e.offset);
+  if (format !== 'squashfs' && format !== 'cloop') return undefined;
   let file = join(scratch, name);
-  await writeFile(file, data);
-  if (/^#!\/bin\/sh[\s\S]*V[234]\.0/.test(data.subarray(0, 128).toString('latin1'))) {
+  await copyExtent(iso, e, file);
+  if (format === 'cloop') {
     if (!(await extractCloop(file, `${file}.inner`).then(() => true, () => false))) return undefined;
     file = `${file}.inner`;
+    if (await imageFormat(file) !== 'squashfs') return undefined;
   }
-  const head = (await readFile(file)).subarray(0, 4).toString('latin1');
-  if (head !== 'hsqs') return undefined;
-  return execFileSync('unsquashfs', ['-lln', '-d', '', file], { encoding: 'utf8', maxBuffer: 256 << 20 }).split('\n').filter((l) => l.startsWith('-') || l.startsWith('d') || l.startsWith('l') || l.startsWith('c'));
+  return execFileSync('unsquashfs', ['-lln', '-d', '', file], { encoding: 'utf8', maxBuffer: 256 << 20 }).split('\n').filter((l) => /^[-dlcbps]/.test(l));
 }
 
 /**
@@ -84,7 +85,7 @@ export async function isoDifferences(a: string, b: string): Promise<string> {
       if (da.equals(db)) continue;
       out.push(`data differ: ${x.path} (${x.size} and ${y.size} bytes; sha256 ${createHash('sha256').update(da).digest('hex').slice(0, 12)} and ${createHash('sha256').update(db).digest('hex').slice(0, 12)})`);
       if (x.size > 1 << 30) continue;
-      const [la, lb] = [await imageListing(da, scratch, 'a'), await imageListing(db, scratch, 'b')];
+      const [la, lb] = [await imageListing(a, x, scratch, 'a'), await imageListing(b, y, scratch, 'b')];
       if (la && lb) out.push(...listingDiff(`  inside ${x.path}`, la, lb));
     }
   } finally {

@@ -38,7 +38,8 @@ function failureDigests(file: string, clean: string, outsideTests: boolean): str
     for (const next of lines.slice(i + 1)) {
       if (/^\s+at /.test(next) || /^\s*FAIL\s+"/.test(next) || said.length === 40) break;
       // uvu shows an assertion's message twice (as said, then in its report): once is enough.
-      if (next.trim() && !said.includes(`    ${next.trim().slice(0, 160)}`)) said.push(`    ${next.trim().slice(0, 160)}`);
+      const shown = `    ${next.trim().slice(0, 160)}`;
+      if (next.trim() && !said.includes(shown)) said.push(shown);
     }
     digests.push(`  ${file} › ${m[1]}`, ...said);
   });
