@@ -1,5 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
-import { chown, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { onPath, run } from '../lib/exec.ts';
 import { hostFile } from '../lib/host.ts';
@@ -75,6 +75,20 @@ async function initramfsStandIn(dir: string, epoch: number): Promise<string> {
   return deb;
 }
 
+/** Debian's root from the mirror: the default packages, the stand-in, no documentation. */
+async function mmdebstrap(root: string, standin: string, mirror: string, epoch: number): Promise<void> {
+  await run('mmdebstrap', [
+    '--mode=auto', `--variant=${defaultBase.variant}`, '--format=directory',
+    `--hook-dir=${hostFile('mmdebstrapMirrorHook')}`,
+    // eatmydata: dpkg without fsync, much faster; optional (setup installs it).
+    ...(existsSync(hostFile('mmdebstrapEatmydataHook')) && onPath('eatmydata') ? [`--hook-dir=${hostFile('mmdebstrapEatmydataHook')}`] : []),
+    `--include=${defaultBase.packages.join(',')}`, `--include=${standin}`,
+    ...defaultBase.pathExclude.map((p) => `--dpkgopt=path-exclude=${p}`),
+    ...defaultBase.pathInclude.map((p) => `--dpkgopt=path-include=${p}`),
+    defaultBase.suite, root, ...mirrors(mirror, defaultBase.suite),
+  ], { env: { SOURCE_DATE_EPOCH: String(epoch) } });
+}
+
 function isoIdentity(iso: string): { size: number; mtimeMs: number } | { missing: true } {
   try {
     const st = statSync(iso);
@@ -122,18 +136,17 @@ export const base: Stage<BuildOptions> = {
       return;
     }
     const root = join(ctx.out, 'root');
-    const deb = await initramfsStandIn(join(ctx.out, 'standin'), ctx.epoch);
-    ctx.log(`mmdebstrap ${defaultBase.suite} (${defaultBase.packages.length} packages and their dependencies)`);
-    await run('mmdebstrap', [
-      '--mode=auto', `--variant=${defaultBase.variant}`, '--format=directory',
-      `--hook-dir=${hostFile('mmdebstrapMirrorHook')}`,
-      // eatmydata: dpkg without fsync, much faster; optional (setup installs it).
-      ...(existsSync(hostFile('mmdebstrapEatmydataHook')) && onPath('eatmydata') ? [`--hook-dir=${hostFile('mmdebstrapEatmydataHook')}`] : []),
-      `--include=${defaultBase.packages.join(',')}`, `--include=${deb}`,
-      ...defaultBase.pathExclude.map((p) => `--dpkgopt=path-exclude=${p}`),
-      ...defaultBase.pathInclude.map((p) => `--dpkgopt=path-include=${p}`),
-      defaultBase.suite, root, ...mirrors(ctx.options.mirror, defaultBase.suite),
-    ], { env: { SOURCE_DATE_EPOCH: String(ctx.epoch) } });
+    // mmdebstrap makes an --include'd .deb visible in the root at its own host path, and
+    // leaves the folders it made for it there: under /tmp they go with mmdebstrap's /tmp
+    // cleanup; under the cache they put the build's folder (and its pid) into the image.
+    const standin = await mkdtemp('/tmp/openssi-live-standin-');
+    try {
+      ctx.log(`mmdebstrap ${defaultBase.suite} (${defaultBase.packages.length} packages and their dependencies)`);
+      await mmdebstrap(root, await initramfsStandIn(standin, ctx.epoch), ctx.options.mirror, ctx.epoch);
+    } finally {
+      await rm(standin, { recursive: true, force: true });
+    }
+    await rm(join(root, standin), { recursive: true, force: true });
     // The builder's own name and resolver leak in otherwise, and would differ between machines.
     await writeFile(join(root, 'etc', 'hostname'), 'knoppix\n');
     // apt hands its download folders to _apt only when it downloads into them, which one run
@@ -151,7 +164,6 @@ export const base: Stage<BuildOptions> = {
     ctx.log(`squashfs of the root (kernel ${kver}, ${packages.length} packages)`);
     await makeSquashfs(root, join(ctx.out, 'KNOPPIX'), { epoch: ctx.epoch, compression: defaultBase.compression });
     await rm(root, { recursive: true, force: true });
-    await rm(join(ctx.out, 'standin'), { recursive: true, force: true });
     const info: BaseInfo = {
       layout: 'knoppix', kernelVersion: kver, kernel: 'linux', root: 'KNOPPIX',
       rootImage: { file: 'KNOPPIX', offset: 0, format: 'squashfs' },

@@ -48,6 +48,12 @@ test('npm run build makes the default ISO, its manifest, in KNOPPIX layout', asy
   assert.is(inittab.change, 'changed');
   assert.match(inittab.sha256, /^[0-9a-f]{64}$/);
   assert.is(injected.find((f: any) => f.path === 'usr/lib/openssi/first-nic').change, 'added');
+  // Nothing of the build host's folders in the base (mmdebstrap once left the cache's path in it).
+  const base = join(await scratch('base-listing'), 'KNOPPIX');
+  execFileSync('xorriso', ['-osirrox', 'on', '-indev', defaultOutPath, '-extract', '/KNOPPIX/KNOPPIX', base], { stdio: 'ignore' });
+  const listing = execFileSync('unsquashfs', ['-l', '-d', '', base], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  assert.not.ok(listing.split('\n').some((l) => l.startsWith(projectRoot)), `the checkout's path ${projectRoot} in the base's root`);
+  assert.not.match(listing, /openssi-live-minirt\.deb|openssi-live-standin/);
 });
 
 test('the ISO has a BIOS and a UEFI El Torito entry, an MBR and a GPT EFI partition', async () => {
