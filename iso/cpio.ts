@@ -70,7 +70,9 @@ export async function entriesFromTree(dir: string, prefix = ''): Promise<CpioEnt
 
 /** Writes a gzip-compressed newc archive (the format of an initramfs such as minirt.gz). */
 export async function writeCpioGz(entries: CpioEntry[], file: string, epoch: number): Promise<void> {
-  await pipeline(Readable.from(newc(entries, epoch)), createGzip({ level: 9 }), createWriteStream(file));
+  // Level 6, gzip's default: on kernel modules -9 takes nine times as long (10.6 s against
+  // 1.2 s for minirt's 24 MB) for an archive 1% smaller.
+  await pipeline(Readable.from(newc(entries, epoch)), createGzip({ level: 6 }), createWriteStream(file));
 }
 
 /** An uncompressed newc archive of the entries, in memory (for appending to an initrd). */
