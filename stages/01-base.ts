@@ -19,8 +19,9 @@ import { userlandPackages } from './userland.ts';
 export const defaultBase = {
   suite: 'bookworm',
   variant: 'minbase',
-  // The kernel, sysvinit (KNOPPIX's init), and what the OpenSSI userland runs.
-  packages: ['linux-image-amd64', 'sysvinit-core', ...userlandPackages.map((p) => p[0])],
+  // The kernel, sysvinit (KNOPPIX's init), what the OpenSSI userland runs, and criu, which
+  // moves running processes between nodes (a remaster without it places them at start only).
+  packages: ['linux-image-amd64', 'sysvinit-core', ...userlandPackages.map((p) => p[0]), 'criu'],
   // Documentation and translations make the CD bigger and the build slower, and nobody reads
   // them on a cluster node; copyright files stay.
   pathExclude: ['/usr/share/man/*', '/usr/share/doc/*', '/usr/share/locale/*', '/usr/share/info/*'],

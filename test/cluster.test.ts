@@ -53,7 +53,7 @@ test('identity: clusternode_num, clustername, cluster, cluster -v', async () => 
 
 test('every command answers --help', async () => {
   for (const c of ['cluster', 'clusternode_num', 'clustername', 'clusternode_getstate', 'onnode', 'onall', 'where_pid',
-    'fastnode', 'loads', 'loadlevel', 'ssi-timesync', 'ssi-addnode', 'mklocalfile', 'mkglobalfile', 'loadlevel-exec']) {
+    'fastnode', 'loads', 'loadlevel', 'ssi-timesync', 'ssi-addnode', 'mklocalfile', 'mkglobalfile', 'loadlevel-exec', 'migrate', 'jobkill']) {
     assert.match(await out(`${c} --help`), /Usage: /, c);
   }
 });
@@ -99,7 +99,23 @@ test('docs and the demo are on the CD; the demo keeps all work on node 1', async
     await node1.succeed(`test -s /usr/share/doc/openssi/${d}`);
   }
   await node1.succeed('test -s /demo-proclb/README');
-  assert.match(await out('/demo-proclb/proclb 3 1'), /All 3 workers ran on node 1: all work stayed on one node/);
+  const demo = await out('/demo-proclb/proclb 3 1');
+  assert.match(demo, /All 3 workers finished on node 1: all work stayed on one node \(3 on node 1\); 0 moves\./);
+  assert.match(demo, /^Every worker computed the same checksum, moved or not\.$/m);
+  // Not in the list: loadlevel-exec still relays a job's output and exit status.
+  assert.is(await out("loadlevel-exec sh -c 'echo out; echo err >&2; exit 3' 2>&1; echo \"status $?\""), 'out\nerr\nstatus 3');
+});
+
+test('loads -v: a listed program started by loadlevel-exec is a movable job; one started from the shell stays, and why', async () => {
+  await node1.succeed('(loadlevel-exec /demo-proclb/proclb-worker 8 30 > /dev/null 2>&1 &); /demo-proclb/proclb-worker 9 30 > /dev/null & echo $! > /tmp/tty-worker');
+  await node1.succeed("timeout 20 sh -c 'until ls /cluster/var/lib/openssi/jobs/pid | grep -q .; do sleep 0.5; done'", 30);
+  const name = await out('ls /cluster/var/lib/openssi/jobs/pid');
+  const v = await out('loads -v');
+  assert.match(v, /^1: \d+\.\d+$/m);
+  assert.match(v, new RegExp(`^    \\d+ /demo-proclb/proclb-worker: movable \\(job ${name}\\)$`, 'm'), v);
+  assert.match(v, /^    \d+ \/demo-proclb\/proclb-worker: stays \(process \d+ has a terminal/m, v);
+  await node1.succeed(`jobkill ${name}; kill $(cat /tmp/tty-worker)`);
+  await node1.succeed("timeout 20 sh -c 'while ls /cluster/var/lib/openssi/jobs/pid | grep -q .; do sleep 0.5; done'", 30);
 });
 
 test('ssi-timesync with one node reports node 1 as the reference', async () => {

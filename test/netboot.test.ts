@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -104,6 +105,110 @@ test('the cluster area /cluster is shared: a file written on node 2 is read on n
   assert.is(await out(node1, 'onnode 3 cat /cluster/etc/shared-test'), 'written-on-node2');
   assert.is(await out(node1, 'cat /cluster/etc/shared-test'), 'written-on-node2');
   assert.is(await out(node1, 'onnode 3 readlink /etc/nodename'), '/cluster/node{nodenum}/etc/nodename');
+});
+
+// A job holding 64 MiB of known bytes (sha256('openssi') over and over) that counts every half
+// second until /cluster/tmp/stop-job exists, then prints the digest of what it holds and exits 7.
+const JOB = [
+  'import hashlib, os, time',
+  "data = bytearray(hashlib.sha256(b'openssi').digest() * (64 * 1024 * 1024 // 32))",
+  'i = 0',
+  "while not os.path.exists('/cluster/tmp/stop-job'):",
+  '    i += 1',
+  "    print('count', i, flush=True)",
+  '    time.sleep(0.5)',
+  "print('digest', hashlib.sha256(data).hexdigest(), flush=True)",
+  'raise SystemExit(7)',
+].join('\n');
+
+test('criu check passes on every node', async () => {
+  for (const n of [1, 2, 3]) assert.match(await out(node1, `onnode ${n} criu check 2>&1`), /Looks good/, `node ${n}`);
+});
+
+test('migrate: a job holding 64 MiB moves from node 1 to 2 (run on node 1) and to 3 (run on node 2), and goes on; its name stays', async () => {
+  await node1.succeed('mkdir -p /cluster/tmp && rm -f /cluster/tmp/stop-job');
+  await node1.succeed(`echo ${Buffer.from(`${JOB}\n`).toString('base64')} | base64 -d > /cluster/tmp/job.py`);
+  await node1.succeed("(loadlevel-exec python3 /cluster/tmp/job.py; echo \"exit $?\") > /tmp/job.relay 2>&1 &");
+  await node1.succeed("timeout 30 sh -c 'until grep -q \"^count 3$\" /tmp/job.relay; do sleep 0.5; done'", 40);
+  const name = await out(node1, 'ls /cluster/var/lib/openssi/jobs/pid');
+  assert.match(name, /^\d+$/, 'one movable job');
+  assert.is(await out(node1, `where_pid ${name}`), '1');
+  const first = await out(node1, `migrate 2 ${name}`, 120);
+  assert.match(first, new RegExp(`^migrate: job ${name} moved from node 1 to node 2 \\(pid \\d+ there\\); frozen \\d+\\.\\d+ s$`, 'm'), first);
+  assert.is(await out(node1, `where_pid ${name}`), '2');
+  assert.is(await out(node1, `onnode 3 where_pid ${name}`), '2', 'the same name on every node');
+  assert.is(await out(node1, "pgrep -x python3 || echo none"), 'none', 'no copy left on node 1');
+  assert.match(await out(node1, "onnode 2 pgrep -x python3"), /^\d+$/);
+  const before = Number((await out(node1, "grep '^count' /tmp/job.relay | tail -n 1")).split(' ')[1]);
+  await node1.succeed(`timeout 30 sh -c 'until grep -q "^count ${before + 3}$" /tmp/job.relay; do sleep 0.5; done'`, 40);
+  assert.match(await out(node1, `onnode 2 migrate 3 ${name}`, 120), new RegExp(`moved from node 2 to node 3`));
+  assert.is(await out(node1, `where_pid ${name}`), '3');
+  const moved = Number((await out(node1, "grep '^count' /tmp/job.relay | tail -n 1")).split(' ')[1]);
+  await node1.succeed(`timeout 30 sh -c 'until grep -q "^count ${moved + 3}$" /tmp/job.relay; do sleep 0.5; done'`, 40);
+  await node1.succeed('touch /cluster/tmp/stop-job');
+  await node1.succeed("timeout 60 sh -c 'until grep -q \"^exit\" /tmp/job.relay; do sleep 0.5; done'", 70);
+  const relay = (await out(node1, 'cat /tmp/job.relay')).split('\n');
+  // Every count once, in order: the output file went on where it was after each move.
+  const counts = relay.filter((l) => l.startsWith('count ')).map((l) => Number(l.split(' ')[1]));
+  assert.equal(counts, counts.map((_, i) => i + 1), 'counts 1..n, none lost or repeated');
+  const pattern = createHash('sha256').update('openssi').digest();
+  const data = Buffer.alloc(64 * 1024 * 1024);
+  for (let i = 0; i < data.length; i += 32) pattern.copy(data, i);
+  assert.is(relay.at(-2), `digest ${createHash('sha256').update(data).digest('hex')}`, 'the 64 MiB came through both moves');
+  assert.is(relay.at(-1), 'exit 7', "the job's exit status, relayed by loadlevel-exec on node 1");
+  assert.is(await out(node1, 'ls /cluster/var/lib/openssi/jobs/pid | wc -l'), '0', 'its name is free again');
+});
+
+test('migrate refuses what cannot move, in one line each, and the process runs on', async () => {
+  await node1.succeed('sleep 600 & echo $! > /tmp/tty-sleep');
+  const sleeper = await out(node1, 'cat /tmp/tty-sleep');
+  const refusals: [string, RegExp][] = [
+    ['migrate 9 1234', /^migrate: node 9 is not in the cluster$/m],
+    ['migrate 2 99999', /^job-checkpoint: no process 99999 on node 1$/m],
+    ['migrate 2 1', /^job-checkpoint: PID 1 is this node's init: it cannot move$/m],
+    ['migrate 2 2', /^job-checkpoint: process 2 is a kernel thread: it cannot move$/m],
+    [`migrate 2 ${sleeper}`, /^job-checkpoint: process \d+ has a terminal: it cannot move/m],
+    [`migrate 1 ${sleeper}`, /has a terminal/m],
+    ['migrate 2', /^Usage: migrate NODE PID/m],
+  ];
+  for (const [cmd, want] of refusals) assert.match((await node1.fail(cmd)).trim(), want, cmd);
+  assert.is(await out(node1, `ps -o stat= -p ${sleeper} | cut -c 1`), 'S', 'the sleeper runs on, not stopped');
+  await node1.succeed(`kill ${sleeper}`);
+  // A job holding a file open in node 1's own /tmp: checkpointed, but node 2 has no such file,
+  // so the restore fails and the job runs on where it was.
+  await node1.succeed("(loadlevel-exec sh -c 'exec 3>/tmp/node1-only; i=0; while :; do i=$((i+1)); echo $i >&3; echo $i; sleep 0.5; done'; echo \"exit $?\") > /tmp/local.relay 2>&1 &");
+  await node1.succeed("timeout 30 sh -c 'until grep -q \"^3$\" /tmp/local.relay; do sleep 0.5; done'", 40);
+  const name = await out(node1, 'ls /cluster/var/lib/openssi/jobs/pid');
+  const failed = await node1.fail(`migrate 2 ${name}`, 120);
+  assert.match(failed, /^job-restore: criu could not restore on node 2: .*node1-only/m, failed);
+  assert.match(failed, new RegExp(`^migrate: job ${name} did not move: it runs on, on node 1$`, 'm'), failed);
+  assert.is(await out(node1, `where_pid ${name}`), '1');
+  const at = Number(await out(node1, 'tail -n 1 /tmp/local.relay'));
+  await node1.succeed(`timeout 30 sh -c 'until grep -q "^${at + 3}$" /tmp/local.relay; do sleep 0.5; done'`, 40);
+  // Signalled by its name from another node: it ends (SIGTERM: 143), and loadlevel-exec says so.
+  await node1.succeed(`onnode 2 jobkill ${name}`);
+  await node1.succeed("timeout 30 sh -c 'until grep -q \"^exit 143$\" /tmp/local.relay; do sleep 0.5; done'", 40);
+});
+
+/** What proclb-worker computes for SECONDS, on one node and unmoved: its checksum. */
+function workerChecksum(seconds: number): number {
+  let sum = 0;
+  for (let round = 1; round <= seconds * 12; round++) {
+    for (let i = 1; i <= 5000; i++) sum = (sum * 31 + i + round) % 1000000007;
+  }
+  return sum;
+}
+
+test('/demo-proclb: 4 workers started on node 1 spread to nodes 2 and 3 while they run, each with the checksum of an unmoved run', async () => {
+  const text = await out(node1, '/demo-proclb/proclb 4 12', 600);
+  const finished = [...text.matchAll(/^worker (\d+): finished on node (\d+) .*checksum (\d+)$/gm)];
+  assert.is(finished.length, 4, text);
+  const nodes = new Set(finished.map((m) => m[2]));
+  assert.ok(nodes.has('2') && nodes.has('3'), `workers finished on nodes ${[...nodes].join(', ')}:\n${text}`);
+  assert.equal(new Set(finished.map((m) => m[3])), new Set([String(workerChecksum(12))]), text);
+  assert.match(text, /^worker \d+: moved from node 1 to node [23]$/m);
+  assert.match(text, /^Wall time: \d+ s/m);
+  assert.match(await out(node1, 'grep "loadleveld: load" /var/log/openssi.log | head -n 1'), /moving job \d+/);
 });
 
 test('mkglobalfile: a CDSL becomes one file every UP node shares, and no node keeps a dangling link', async () => {
@@ -221,6 +326,7 @@ test('node 2 killed: DOWN within 30 s; booted again: UP again', () => cluster.sh
   assert.match(await out(node1, 'cluster -v'), /^2\s+node2\s+10\.0\.0\.2\s+DOWN$/m);
   assert.is(await out(node1, 'cluster'), '1 3');
   await node1.fail('onnode 2 true');
+  assert.match((await node1.fail('migrate 2 1234')).trim(), /^migrate: node 2 is not up \(DOWN\)$/);
   await cluster.bootNetNode('node2', { mac: '52:54:00:00:02:02', protocol: 'pxe', diskMiB: 64 });
   // A PXE node whose kernel or minirt fails to load reboots 10 s later and tries again (option
   // 211): room for one such retry.

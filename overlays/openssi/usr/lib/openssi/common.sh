@@ -142,3 +142,19 @@ is_number() {
 		*) return 0 ;;
 	esac
 }
+
+# Movable jobs (see README-mosixll): each runs as the init of its own PID namespace, so CRIU
+# restores it whole on another node with no PID clash. JOBS/<id>/ holds its output, exit status
+# and checkpoints; JOBS/pid/<name> says where it runs now: "node pid id", its name being the PID
+# it started with, cluster-wide.
+JOBS=/cluster/var/lib/openssi/jobs
+
+# job_where NAME: "node pid id" of the movable job NAME, or nothing.
+job_where() {
+	cat "$JOBS/pid/$1" 2>/dev/null || true
+}
+
+# Whether CRIU can move processes on this node (a remastered base may lack it).
+can_migrate() {
+	command -v criu > /dev/null 2>&1
+}
