@@ -106,15 +106,19 @@ test('docs and the demo are on the CD; the demo keeps all work on node 1', async
   assert.is(await out("loadlevel-exec sh -c 'echo out; echo err >&2; exit 3' 2>&1; echo \"status $?\""), 'out\nerr\nstatus 3');
 });
 
-test('loads -v: a listed program started by loadlevel-exec is a movable job; one started from the shell stays, and why', async () => {
+test('loads -v: a listed program started by loadlevel-exec is a movable job; one pinned by onnode -p or started from the shell stays, and why', async () => {
   await node1.succeed('(loadlevel-exec /demo-proclb/proclb-worker 8 30 > /dev/null 2>&1 &); /demo-proclb/proclb-worker 9 30 > /dev/null & echo $! > /tmp/tty-worker');
   await node1.succeed("timeout 20 sh -c 'until ls /cluster/var/lib/openssi/jobs/pid | grep -q .; do sleep 0.5; done'", 30);
   const name = await out('ls /cluster/var/lib/openssi/jobs/pid');
+  await node1.succeed('(onnode -p 1 loadlevel-exec /demo-proclb/proclb-worker 7 30 > /dev/null 2>&1 &)');
+  await node1.succeed("timeout 20 sh -c 'until [ $(ls /cluster/var/lib/openssi/jobs/pid | wc -l) = 2 ]; do sleep 0.5; done'", 30);
+  const pinned = (await out('ls /cluster/var/lib/openssi/jobs/pid')).split('\n').find((n) => n !== name);
   const v = await out('loads -v');
   assert.match(v, /^1: \d+\.\d+$/m);
   assert.match(v, new RegExp(`^    \\d+ /demo-proclb/proclb-worker: movable \\(job ${name}\\)$`, 'm'), v);
+  assert.match(v, new RegExp(`^    \\d+ /demo-proclb/proclb-worker: stays \\(job ${pinned}, pinned by onnode -p; migrate moves it\\)$`, 'm'), v);
   assert.match(v, /^    \d+ \/demo-proclb\/proclb-worker: stays \(process \d+ has a terminal/m, v);
-  await node1.succeed(`jobkill ${name}; kill $(cat /tmp/tty-worker)`);
+  await node1.succeed(`jobkill ${name}; jobkill ${pinned}; kill $(cat /tmp/tty-worker)`);
   await node1.succeed("timeout 20 sh -c 'while ls /cluster/var/lib/openssi/jobs/pid | grep -q .; do sleep 0.5; done'", 30);
 });
 
