@@ -187,6 +187,18 @@ async function migrateBench(): Promise<void> {
       await cluster.bootNetNode(`node${n}`, { mac, protocol: 'pxe' });
       await node1.waitForConsole(new RegExp(`nodeup: node ${n} `), 300);
     }
+    // What the cluster's own services cost node 1 when nothing runs: its idle CPU and the
+    // processes it starts a second, over 20 s (user-mode ticks are 1/100 s).
+    const idle: number[] = [];
+    const forks: number[] = [];
+    const stat = 'grep -e "^cpu " -e "^processes " /proc/stat | tr "\\n" " "';
+    for (let i = 0; i < runs; i++) {
+      const [a, b] = (await node1.succeed(`${stat}; echo; sleep 20; ${stat}`, 60)).trim().split('\n').map((l) => l.trim().split(/\s+/));
+      idle.push((Number(b[4]) - Number(a[4])) / 20);
+      forks.push((Number(b[12]) - Number(a[12])) / 20);
+    }
+    rows.push({ metric: 'node 1 idle CPU, 3 nodes up, no work', values: idle, unit: '%', goal: '' });
+    rows.push({ metric: 'node 1 processes started a second', values: forks, unit: '/s', goal: '' });
     const job = ['import hashlib, os, time', "data = bytearray(hashlib.sha256(b'openssi').digest() * (64 * 1024 * 1024 // 32))",
       "while not os.path.exists('/cluster/tmp/stop-job'):", '    time.sleep(0.5)'].join('\n');
     await node1.succeed('mkdir -p /cluster/tmp && rm -f /cluster/tmp/stop-job');
