@@ -97,11 +97,8 @@ clustertab_field() {
 
 # A node's name: its own /etc/nodename, a CDSL, is /cluster/node<N>/etc/nodename.
 node_name() {
-	if [ -r "/cluster/node$1/etc/nodename" ]; then
-		cat "/cluster/node$1/etc/nodename"
-	elif [ "$1" = 1 ]; then
-		echo "$INIT_NODE_NAME"
-	fi
+	read_node_name "$1"
+	echo "$NODE_NAME"
 }
 
 node_ip() {
@@ -117,11 +114,8 @@ record_state() {
 
 # NEVERUP until a node has been seen; then what the membership service last recorded.
 node_state() {
-	if [ -r "$STATE_DIR/$1" ]; then
-		cat "$STATE_DIR/$1"
-	else
-		echo NEVERUP
-	fi
+	read_node_state "$1"
+	echo "$NODE_STATE"
 }
 
 # The membership and load daemons run every second or so on every node, and node 1 answers every
@@ -142,6 +136,18 @@ read_uptime() {
 	UPTIME=${UPTIME%.*}
 }
 
+# read_node_state N: NODE_STATE := node N's state as this node knows it (NEVERUP if none).
+read_node_state() {
+	read_file "$STATE_DIR/$1" NODE_STATE || NODE_STATE=NEVERUP
+}
+
+# read_node_name N: NODE_NAME := node N's name (its /etc/nodename CDSL; node 1's from the
+# cluster's settings until it has one), or empty.
+read_node_name() {
+	read_file "/cluster/node$1/etc/nodename" NODE_NAME || NODE_NAME=""
+	[ -n "$NODE_NAME" ] || [ "$1" != 1 ] || NODE_NAME=$INIT_NODE_NAME
+}
+
 # clustertab_row N: CT_IP and CT_MAC of node N from clustertab, by the shell alone; false if N
 # has no row.
 clustertab_row() {
@@ -153,13 +159,16 @@ clustertab_row() {
 	return 1
 }
 
-# follow_clustertab_if_changed: runs follow-clustertab only when clustertab is newer than what
-# it last applied (the test is the shell's own: no process when nothing changed).
-follow_clustertab_if_changed() {
+# clustertab_changed: whether clustertab is newer than what follow-clustertab last applied (the
+# test is the shell's own: no process).
+clustertab_changed() {
 	# shellcheck disable=SC3013 # -nt: dash and busybox ash both have it, and it takes no process
-	if [ ! -e /run/openssi/clustertab.applied ] || [ "$CLUSTERTAB" -nt /run/openssi/clustertab.applied ]; then
-		/usr/lib/openssi/follow-clustertab
-	fi
+	[ ! -e /run/openssi/clustertab.applied ] || [ "$CLUSTERTAB" -nt /run/openssi/clustertab.applied ]
+}
+
+# follow_clustertab_if_changed: what the daemons call every beat; no process when nothing changed.
+follow_clustertab_if_changed() {
+	if clustertab_changed; then /usr/lib/openssi/follow-clustertab; fi
 }
 
 # Every node number the cluster knows (clustertab and node 1), ascending.
