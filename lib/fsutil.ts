@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
-import { chmod, copyFile, cp, link, lstat, mkdir, rename, rm, symlink, utimes, lutimes } from 'node:fs/promises';
+import { chmod, copyFile, cp, link, lstat, mkdir, readdir, rename, rm, symlink, utimes, lutimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { run } from './exec.ts';
 import { walk } from './hash.ts';
 
 /**
@@ -17,6 +18,13 @@ export function gitMode(mode: number, isDir = false): number {
  * replaces whatever was at its path (fs.cp refuses a symlink over a file).
  */
 export async function copyTree(source: string, dest: string, o: { modes?: 'all' | 'git' } = {}): Promise<void> {
+  if (o.modes !== 'git' && (await readdir(dest).catch(() => [])).length === 0) {
+    // Nothing to replace: cp does the same in one process (a remaster's two thousand files of
+    // added packages took 4.5 s one by one here, 0.2 s with cp).
+    await mkdir(dest, { recursive: true });
+    await run('cp', ['-dR', '--preserve=mode', `${source}/.`, dest]);
+    return;
+  }
   await mkdir(dest, { recursive: true });
   const modeOf = (mode: number, isDir: boolean) => (o.modes === 'git' ? gitMode(mode, isDir) : mode);
   for (const e of await walk(source)) {
