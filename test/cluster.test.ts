@@ -10,6 +10,7 @@ import { trackedPids } from '../driver/processes.ts';
 import { kernelOf } from '../driver/scenarios.ts';
 import { VSwitch } from '../driver/vswitch.ts';
 import { defaultOutPath, projectRoot } from '../lib/paths.ts';
+import { shellQuote } from '../lib/quote.ts';
 
 // The init node's OpenSSI layer (issue 3), on the default ISO booted under SeaBIOS.
 let node1: Machine;
@@ -53,7 +54,7 @@ test('identity: clusternode_num, clustername, cluster, cluster -v', async () => 
 
 test('every command answers --help', async () => {
   for (const c of ['cluster', 'clusternode_num', 'clustername', 'clusternode_getstate', 'onnode', 'onall', 'where_pid',
-    'fastnode', 'loads', 'loadlevel', 'ssi-timesync', 'ssi-addnode', 'mklocalfile', 'mkglobalfile', 'loadlevel-exec', 'migrate', 'jobkill']) {
+    'fastnode', 'loads', 'loadlevel', 'ssi-timesync', 'ssi-addnode', 'mklocalfile', 'mkglobalfile', 'loadlevel-exec', 'migrate', 'jobkill', 'bash-ll']) {
     assert.match(await out(`${c} --help`), /Usage: /, c);
   }
 });
@@ -123,6 +124,21 @@ test('loads -v: a listed program started by loadlevel-exec is a movable job; one
   assert.match(v, /^    \d+ \/demo-proclb\/proclb-worker: stays \(process \d+ has a terminal/m, v);
   await node1.succeed(`jobkill ${name}; jobkill ${pinned}; kill $(cat /tmp/tty-worker)`);
   await node1.succeed("timeout 20 sh -c 'while ls /cluster/var/lib/openssi/jobs/pid | grep -q .; do sleep 0.5; done'", 30);
+});
+
+test('bash-ll: a listed program, called by its name or its path, from -c, a script or an interactive shell, runs as a movable job with its output and status', async () => {
+  // A movable job has its own PID namespace, job-run its init: the program is PID 2 there, only there.
+  await node1.succeed('echo /usr/bin/env > /proc/cluster/loadlevellist');
+  const pid = `sh -c 'echo "pid $$"; exit 4'`;
+  const unlisted = `sh -c 'echo "pid $$"'`;
+  assert.is(await out(`bash-ll -c ${shellQuote(`env ${pid}; echo "status $?"`)}`), 'pid 2\nstatus 4', 'by name, bash-ll -c');
+  assert.is(await out(`bash-ll -c ${shellQuote(`/usr/bin/env ${pid}; echo "status $?"`)}`), 'pid 2\nstatus 4', 'by path');
+  await node1.succeed(`echo ${shellQuote(`env ${pid}`)} > /tmp/ll-script.sh`);
+  assert.is(await out(`bash-ll -c 'bash /tmp/ll-script.sh; echo "status $?"'`), 'pid 2\nstatus 4', 'a bash script started from bash-ll');
+  assert.is(await out(`echo ${shellQuote(`env ${pid}`)} | bash-ll 2>/dev/null; echo "status $?"`), 'pid 2\nstatus 4', 'interactive (commands on stdin)');
+  assert.match(await out(`bash-ll -c ${shellQuote(unlisted)}`), /^pid \d{2,}$/, 'an unlisted program runs as in bash');
+  assert.match(await out(`env ${unlisted}`), /^pid \d{2,}$/, 'outside bash-ll, a listed program is not a job');
+  assert.is(await out('ls /cluster/var/lib/openssi/jobs/pid | wc -l'), '0', 'every job ended');
 });
 
 test('ssi-timesync with one node reports node 1 as the reference', async () => {

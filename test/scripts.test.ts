@@ -30,6 +30,14 @@ test('image scripts are POSIX sh, shellcheck-clean', async () => {
   assert.is(r.status, 0);
 });
 
+test('bash start-up files of the image (bash-ll\'s) are shellcheck-clean as bash', async () => {
+  const files = (await walk(overlaysDir)).filter((e) => e.type === 'file' && e.path.endsWith('.bash')).map((e) => join(overlaysDir, e.path));
+  assert.ok(files.length >= 1, `found ${files.length}`);
+  const r = spawnSync('shellcheck', ['-s', 'bash', '-S', 'style', '-f', 'gcc', ...files], { encoding: 'utf8' });
+  assert.is(r.stdout + r.stderr, '', 'shellcheck findings');
+  assert.is(r.status, 0);
+});
+
 test('image scripts parse under busybox sh', async () => {
   for (const script of await imageScripts()) {
     execFileSync('busybox', ['sh', '-n', script]);
