@@ -121,17 +121,50 @@ const JOB = [
   'raise SystemExit(7)',
 ].join('\n');
 
+/** The 64 MiB JOB holds. */
+function jobData(): Buffer {
+  const pattern = createHash('sha256').update('openssi').digest();
+  const data = Buffer.alloc(64 * 1024 * 1024);
+  for (let i = 0; i < data.length; i += 32) pattern.copy(data, i);
+  return data;
+}
+
+/** Starts JOB on node 1 by loadlevel-exec, its output and exit status in `relay`; its name. */
+async function startJob(relay: string): Promise<string> {
+  await node1.succeed('rm -f /cluster/tmp/stop-job');
+  await node1.succeed(`(loadlevel-exec python3 /cluster/tmp/job.py; echo "exit $?") > ${relay} 2>&1 &`);
+  await node1.succeed(`timeout 30 sh -c 'until grep -q "^count 3$" ${relay}; do sleep 0.5; done'`, 40);
+  const name = await out(node1, 'ls /cluster/var/lib/openssi/jobs/pid');
+  assert.match(name, /^\d+$/, 'one movable job');
+  return name;
+}
+
+/** Three more counts of the job reach `relay`, wherever it runs. */
+async function jobGoesOn(relay: string): Promise<void> {
+  const last = Number((await out(node1, `grep '^count' ${relay} | tail -n 1`)).split(' ')[1]);
+  await node1.succeed(`timeout 60 sh -c 'until grep -q "^count ${last + 3}$" ${relay}; do sleep 0.5; done'`, 70);
+}
+
+/** Stops the job: every count once, in order, then its 64 MiB's digest and its exit status 7. */
+async function endJob(relay: string, what: string): Promise<void> {
+  await node1.succeed('touch /cluster/tmp/stop-job');
+  await node1.succeed(`timeout 60 sh -c 'until grep -q "^exit" ${relay}; do sleep 0.5; done'`, 70);
+  const lines = (await out(node1, `cat ${relay}`)).split('\n');
+  const counts = lines.filter((l) => l.startsWith('count ')).map((l) => Number(l.split(' ')[1]));
+  assert.equal(counts, counts.map((_, i) => i + 1), 'counts 1..n, none lost or repeated: the output file went on where it was');
+  assert.is(lines.at(-2), `digest ${createHash('sha256').update(jobData()).digest('hex')}`, what);
+  assert.is(lines.at(-1), 'exit 7', "the job's exit status, relayed by loadlevel-exec on node 1");
+  assert.is(await out(node1, 'ls /cluster/var/lib/openssi/jobs/pid | wc -l'), '0', 'its name is free again');
+}
+
 test('criu check passes on every node', async () => {
   for (const n of [1, 2, 3]) assert.match(await out(node1, `onnode ${n} criu check 2>&1`), /Looks good/, `node ${n}`);
 });
 
 test('migrate: a job holding 64 MiB moves from node 1 to 2 (run on node 1) and to 3 (run on node 2), and goes on; its name stays', async () => {
-  await node1.succeed('mkdir -p /cluster/tmp && rm -f /cluster/tmp/stop-job');
+  await node1.succeed('mkdir -p /cluster/tmp');
   await node1.succeed(`echo ${Buffer.from(`${JOB}\n`).toString('base64')} | base64 -d > /cluster/tmp/job.py`);
-  await node1.succeed("(loadlevel-exec python3 /cluster/tmp/job.py; echo \"exit $?\") > /tmp/job.relay 2>&1 &");
-  await node1.succeed("timeout 30 sh -c 'until grep -q \"^count 3$\" /tmp/job.relay; do sleep 0.5; done'", 40);
-  const name = await out(node1, 'ls /cluster/var/lib/openssi/jobs/pid');
-  assert.match(name, /^\d+$/, 'one movable job');
+  const name = await startJob('/tmp/job.relay');
   assert.is(await out(node1, `where_pid ${name}`), '1');
   const first = await out(node1, `migrate 2 ${name}`, 120);
   assert.match(first, new RegExp(`^migrate: job ${name} moved from node 1 to node 2 \\(pid \\d+ there\\); frozen \\d+\\.\\d+ s$`, 'm'), first);
@@ -141,24 +174,11 @@ test('migrate: a job holding 64 MiB moves from node 1 to 2 (run on node 1) and t
   assert.match(await out(node1, "onnode 2 pgrep -x python3"), /^\d+$/);
   // Its output reaches node 1 through the NFS client of the node it runs on, which may hold a
   // write back for many seconds under TCG: three new counts within a minute.
-  const before = Number((await out(node1, "grep '^count' /tmp/job.relay | tail -n 1")).split(' ')[1]);
-  await node1.succeed(`timeout 60 sh -c 'until grep -q "^count ${before + 3}$" /tmp/job.relay; do sleep 0.5; done'`, 70);
+  await jobGoesOn('/tmp/job.relay');
   assert.match(await out(node1, `onnode 2 migrate 3 ${name}`, 120), new RegExp(`moved from node 2 to node 3`));
   assert.is(await out(node1, `where_pid ${name}`), '3');
-  const moved = Number((await out(node1, "grep '^count' /tmp/job.relay | tail -n 1")).split(' ')[1]);
-  await node1.succeed(`timeout 60 sh -c 'until grep -q "^count ${moved + 3}$" /tmp/job.relay; do sleep 0.5; done'`, 70);
-  await node1.succeed('touch /cluster/tmp/stop-job');
-  await node1.succeed("timeout 60 sh -c 'until grep -q \"^exit\" /tmp/job.relay; do sleep 0.5; done'", 70);
-  const relay = (await out(node1, 'cat /tmp/job.relay')).split('\n');
-  // Every count once, in order: the output file went on where it was after each move.
-  const counts = relay.filter((l) => l.startsWith('count ')).map((l) => Number(l.split(' ')[1]));
-  assert.equal(counts, counts.map((_, i) => i + 1), 'counts 1..n, none lost or repeated');
-  const pattern = createHash('sha256').update('openssi').digest();
-  const data = Buffer.alloc(64 * 1024 * 1024);
-  for (let i = 0; i < data.length; i += 32) pattern.copy(data, i);
-  assert.is(relay.at(-2), `digest ${createHash('sha256').update(data).digest('hex')}`, 'the 64 MiB came through both moves');
-  assert.is(relay.at(-1), 'exit 7', "the job's exit status, relayed by loadlevel-exec on node 1");
-  assert.is(await out(node1, 'ls /cluster/var/lib/openssi/jobs/pid | wc -l'), '0', 'its name is free again');
+  await jobGoesOn('/tmp/job.relay');
+  await endJob('/tmp/job.relay', 'the 64 MiB came through both moves');
 });
 
 test('migrate refuses what cannot move, in one line each, and the process runs on', async () => {
@@ -336,7 +356,14 @@ test('membership-watch killed: init starts it again within seconds, and DOWN det
   assert.is.not(await out(node1, 'pgrep -o -f /usr/lib/openssi/membership-watch'), before);
 });
 
-test('node 2 killed: DOWN within 30 s; booted again: UP again', () => cluster.showingConsoles(async () => {
+test('node 2 killed while a job moves to it: the job runs on on node 1, nothing lost; DOWN within 30 s; booted again: UP again', () => cluster.showingConsoles(async () => {
+  const name = await startJob('/tmp/job2.relay');
+  const id = await out(node1, `cut -d ' ' -f 3 /cluster/var/lib/openssi/jobs/pid/${name}`);
+  // Node 2 busy (four CPU-bound loops) restores slowly: a wide window to kill it in.
+  await node1.succeed("onnode 2 sh -c 'for i in 1 2 3 4; do (while :; do :; done) < /dev/null > /dev/null 2>&1 & done'");
+  await node1.succeed(`(migrate 2 ${name}; echo "exit $?") > /tmp/migrate.out 2>&1 &`);
+  // The job is frozen and being checkpointed (64 MiB, then restored on node 2): now node 2 goes.
+  await node1.succeed(`timeout 120 sh -c 'until ls /cluster/var/lib/openssi/jobs/${id}/move.*/dump.log >/dev/null 2>&1; do sleep 0.05; done'`, 130);
   await cluster.kill('node2');
   const killed = performance.now();
   await node1.waitForConsole(/nodedown: node 2 \(node2\)/, 30);
@@ -345,6 +372,14 @@ test('node 2 killed: DOWN within 30 s; booted again: UP again', () => cluster.sh
   assert.is(await out(node1, 'cluster'), '1 3');
   await node1.fail('onnode 2 true');
   assert.match((await node1.fail('migrate 2 1234')).trim(), /^migrate: node 2 is not up \(DOWN\)$/);
+  // migrate learns it from the connection (no answer to keepalives), then resumes the job.
+  await node1.succeed("timeout 90 sh -c 'until grep -q \"^exit\" /tmp/migrate.out; do sleep 0.5; done'", 100);
+  const migrated = await out(node1, 'cat /tmp/migrate.out');
+  assert.match(migrated, new RegExp(`^migrate: job ${name} did not move: it runs on, on node 1$`, 'm'), migrated);
+  assert.match(migrated, /^exit 1$/m, migrated);
+  assert.is(await out(node1, `where_pid ${name}`), '1');
+  await jobGoesOn('/tmp/job2.relay');
+  await endJob('/tmp/job2.relay', 'its 64 MiB intact');
   await cluster.bootNetNode('node2', { mac: '52:54:00:00:02:02', protocol: 'pxe', diskMiB: 64 });
   // A PXE node whose kernel or minirt fails to load reboots 10 s later and tries again (option
   // 211): room for one such retry.

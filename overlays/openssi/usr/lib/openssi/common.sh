@@ -205,3 +205,11 @@ job_where() {
 can_migrate() {
 	command -v criu > /dev/null 2>&1
 }
+
+# criu_why LOG ERRORS: why criu failed, in a line: its log's first error, or the last thing it said
+# on stderr (ERRORS) before it had a log (a bad option, say).
+criu_why() {
+	cw_line=$(grep -m 1 'Error' "$1" 2>/dev/null | sed 's/^.*): //') || true
+	[ -n "$cw_line" ] || cw_line=$(tail -n 1 "$2" 2>/dev/null) || true
+	echo "${cw_line:-criu said nothing}"
+}
