@@ -41,14 +41,15 @@ export class Cluster {
     return new Cluster(iso, o.dir, o.accel, await VSwitch.start(o.dir));
   }
 
-  /** Node 1: boots the CD, its first NIC on the interconnect. */
-  async bootInitNode(firmware: Firmware = 'bios', name = 'node1'): Promise<Machine> {
+  /** Node 1: boots the CD, its first NIC on the interconnect; its shell within shellSec. */
+  async bootInitNode(firmware: Firmware = 'bios', o: { name?: string; shellSec?: number } = {}): Promise<Machine> {
+    const name = o.name ?? 'node1';
     const vm = Machine.start({
       name, firmware, accel: this.accel, dir: this.dir, iso: this.iso,
       nics: [{ mac: '52:54:00:00:01:01', model: 'e1000', slot: 3, vde: this.net.socket }],
     });
     this.machines.set(name, vm);
-    await vm.waitForShell(240);
+    await vm.waitForShell(o.shellSec ?? 240);
     return vm;
   }
 

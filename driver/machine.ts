@@ -57,6 +57,7 @@ export class Machine {
   private cursor = 0;
   private listeners: (() => void)[] = [];
   private log: WriteStream;
+  private timedLog: WriteStream;
   private qmpPath: string;
   readonly startedAt = performance.now();
 
@@ -70,8 +71,16 @@ export class Machine {
     this.log = createWriteStream(this.serialLog);
     this.child = startTracked(`qemu ${options.name}`, 'qemu-system-x86_64', this.args(), { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stdout!.setEncoding('utf8');
+    this.timedLog = createWriteStream(join(options.dir, `${options.name}.serial.timed.log`));
+    let partial = '';
     this.child.stdout!.on('data', (chunk: string) => {
       this.log.write(chunk);
+      // Each line with the seconds since power-on it arrived at: where a boot's time goes
+      // (firmware, network boot, kernel, services), which the guest's own clock cannot tell.
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop()!;
+      const at = ((performance.now() - this.startedAt) / 1000).toFixed(2).padStart(8);
+      for (const line of lines) this.timedLog.write(`${at} ${line.replace(/\r/g, '')}\n`);
       this.console += chunk.replace(/\r/g, '');
       for (const l of this.listeners.splice(0)) l();
     });
@@ -186,8 +195,10 @@ export class Machine {
   async waitForShell(timeoutSec = 180): Promise<number> {
     await this.waitForConsole(/root@[\w-]+:[^\n]*# /, timeoutSec);
     const seconds = (performance.now() - this.startedAt) / 1000;
-    // Tabs reach the log as tabs (agetty's tty expands them), kernel messages stay off the console.
-    await this.succeed('stty tab0 <&1; dmesg -n 1');
+    // Tabs reach the log as tabs (agetty's tty expands them), kernel messages stay off the console,
+    // and no job-control notice ("[1]+ Done ...") of a command's background job lands in a later
+    // command's output (set +m).
+    await this.succeed('stty tab0 <&1; dmesg -n 1; set +m');
     return seconds;
   }
 
@@ -242,5 +253,6 @@ export class Machine {
   async stop(): Promise<void> {
     await stopTracked(this.child, 2000);
     await new Promise<void>((resolve) => this.log.end(resolve));
+    await new Promise<void>((resolve) => this.timedLog.end(resolve));
   }
 }

@@ -358,8 +358,7 @@ test('membership-watch killed: init starts it again within seconds, and DOWN det
 
 test('node 2 killed while a job moves to it: the job runs on on node 1, nothing lost; DOWN within 30 s; booted again: UP again', () => cluster.showingConsoles(async () => {
   const name = await startJob('/tmp/job2.relay');
-  // The first line only: the console's shell may add a job-control line ("[1]- Done ...").
-  const id = (await out(node1, `cut -d ' ' -f 3 /cluster/var/lib/openssi/jobs/pid/${name}`)).split('\n')[0].trim();
+  const id = (await out(node1, `cut -d ' ' -f 3 /cluster/var/lib/openssi/jobs/pid/${name}`)).trim();
   // Node 2 busy (four CPU-bound loops) restores slowly: a wide window to kill it in.
   await node1.succeed("onnode 2 sh -c 'for i in 1 2 3 4; do (while :; do :; done) < /dev/null > /dev/null 2>&1 & done'");
   await node1.succeed(`(migrate 2 ${name}; echo "exit $?") > /tmp/migrate.out 2>&1 &`);

@@ -142,13 +142,13 @@ async function assertInitrdWithModules(base: string, iso: string, path: string) 
  * Issue 15: node 1 boots the remastered CD, the OpenSSI layer checked on it; node 2
  * netboots from it (the base's kernel, our netboot minirt, the CD's images over HTTP) and joins.
  */
-async function clusterFrom(iso: string, name: string, firmware: 'bios' | 'uefi', protocol: 'pxe' | 'etherboot', checks: ReturnType<typeof openssiChecks>): Promise<void> {
+async function clusterFrom(iso: string, name: string, firmware: 'bios' | 'uefi', protocol: 'pxe' | 'etherboot', checks: ReturnType<typeof openssiChecks>, shellSec = 240): Promise<void> {
   const work2 = await mkdtemp(join(tmpdir(), 'remaster-cluster-'));
   const cluster = await Cluster.start(iso, { dir: join(logDir, name), accel: await chooseAccel('auto', await kernelOf(iso, work2)) });
   try {
     await cluster.showingConsoles(async () => {
       const started = performance.now();
-      const node1 = await cluster.bootInitNode(firmware);
+      const node1 = await cluster.bootInitNode(firmware, { shellSec });
       console.log(`    ${name}: node 1 shell after ${((performance.now() - started) / 1000).toFixed(1)} s`);
       await checks(node1, (what, ok, detail) => assert.ok(ok, `${name}, node 1: ${what}\n${detail}`));
       await node1.succeed(`ssi-addnode --node 2 --mac 52:54:00:00:02:02 --ip 10.0.0.2 --boot ${protocol} --name node2 --yes`);
@@ -234,7 +234,7 @@ test('Debian live, layer mode: filesystem.squashfs kept, our layers sort after i
 });
 
 test('Debian live, layer mode: systemd starts node 1 (OVMF on q35), node 2 joins by Etherboot', async () => {
-  await clusterFrom(liveLayered, 'live-layer', 'uefi', 'etherboot', liveEarlyChecks);
+  await clusterFrom(liveLayered, 'live-layer', 'uefi', 'etherboot', liveEarlyChecks, 480);
 });
 
 // Not booted: what differs from the layer-mode CD booted above is the packing, checked here, and

@@ -22,20 +22,23 @@ async function imageScripts(): Promise<string[]> {
   return out;
 }
 
+/** shellcheck at its strictest level for SHELL over FILES: no finding, exit 0. */
+function assertShellcheckClean(shell: 'sh' | 'bash', files: string[]) {
+  const r = spawnSync('shellcheck', ['-s', shell, '-S', 'style', '-f', 'gcc', ...files], { encoding: 'utf8' });
+  assert.is(r.stdout + r.stderr, '', 'shellcheck findings');
+  assert.is(r.status, 0);
+}
+
 test('image scripts are POSIX sh, shellcheck-clean', async () => {
   const scripts = await imageScripts();
   assert.ok(scripts.length >= 5, `found ${scripts.length} scripts`);
-  const r = spawnSync('shellcheck', ['-s', 'sh', '-S', 'style', '-f', 'gcc', ...scripts], { encoding: 'utf8' });
-  assert.is(r.stdout + r.stderr, '', 'shellcheck findings');
-  assert.is(r.status, 0);
+  assertShellcheckClean('sh', scripts);
 });
 
 test('bash start-up files of the image (bash-ll\'s) are shellcheck-clean as bash', async () => {
   const files = (await walk(overlaysDir)).filter((e) => e.type === 'file' && e.path.endsWith('.bash')).map((e) => join(overlaysDir, e.path));
   assert.ok(files.length >= 1, `found ${files.length}`);
-  const r = spawnSync('shellcheck', ['-s', 'bash', '-S', 'style', '-f', 'gcc', ...files], { encoding: 'utf8' });
-  assert.is(r.stdout + r.stderr, '', 'shellcheck findings');
-  assert.is(r.status, 0);
+  assertShellcheckClean('bash', files);
 });
 
 test('image scripts parse under busybox sh', async () => {
