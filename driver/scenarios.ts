@@ -8,7 +8,16 @@ import { Machine, type Firmware } from './machine.ts';
 import { VSwitch } from './vswitch.ts';
 
 export interface Check { name: string; ok: boolean; detail: string }
-export interface BootReport { firmware: Firmware; accel: string; medium: 'cd' | 'usb'; secondsToShell: number; checks: Check[]; serialLog: string; screenshot: string }
+export interface BootReport {
+  firmware: Firmware; accel: string; medium: 'cd' | 'usb'; secondsToShell: number; checks: Check[]; serialLog: string; screenshot: string;
+  /** Each boot.d service and the seconds its start took, in run order (knoppix-autoconfig's /run/boot-times). */
+  bootServices: { name: string; seconds: number }[];
+}
+
+/** What /run/boot-times says ("NAME BEGAN ENDED", seconds since boot), as names and durations. */
+export function parseBootTimes(text: string): { name: string; seconds: number }[] {
+  return [...text.matchAll(/^(\S+) ([\d.]+) ([\d.]+)$/gm)].map((m) => ({ name: m[1], seconds: Number(m[3]) - Number(m[2]) }));
+}
 
 /** The kernel an ISO's first boot entry names, copied out for the KVM probe. */
 export async function kernelOf(iso: string, dir: string): Promise<string> {
@@ -69,10 +78,11 @@ export async function singleNodeBoot(iso: string, o: {
     const mounts = await vm.succeed('cat /proc/mounts');
     // KNOPPIX: /KNOPPIXn:...:/KNOPPIX; live-boot: /run/live/rootfs/<image>.squashfs:...
     check('root is the RAM overlay over the CD layers', /^overlay \/ overlay .*lowerdir=((\/KNOPPIX\d+:)*\/KNOPPIX|[^,\s]*\/run\/live\/rootfs\/[^,\s]*\.squashfs\/?)[,\s]/m.test(mounts), mounts.split('\n').find((l) => l.startsWith('overlay')) ?? mounts);
+    const bootServices = parseBootTimes(await vm.succeed('cat /run/boot-times 2>/dev/null || true'));
     await o.also?.(vm, check);
     const screenshot = join(o.logDir, `${name}.png`);
     await vm.screenshot(screenshot);
-    return { firmware: o.firmware, accel, medium, secondsToShell, checks, serialLog: vm.serialLog, screenshot };
+    return { firmware: o.firmware, accel, medium, secondsToShell, checks, serialLog: vm.serialLog, screenshot, bootServices };
   } finally {
     await vm?.stop();
     await net?.stop();

@@ -6,6 +6,7 @@ import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { singleNodeBoot, type BootReport } from '../driver/scenarios.ts';
+import { timelineOf } from '../driver/timeline.ts';
 import { trackedPids } from '../driver/processes.ts';
 import { defaultOutPath, defaultSiteDir, projectRoot } from '../lib/paths.ts';
 import { buildCli } from './helpers.ts';
@@ -26,7 +27,9 @@ function assertReport(r: BootReport) {
   assert.ok(existsSync(r.serialLog) && statSync(r.serialLog).size > 0, 'serial log kept');
   assert.ok(readFileSync(r.screenshot).subarray(1, 4).toString() === 'PNG', 'VGA screenshot is a PNG');
   assert.equal(trackedPids(), [], 'every VM and switch stopped');
-  console.log(`    ${r.firmware}/${r.medium} (${r.accel}): shell after ${r.secondsToShell.toFixed(1)} s`);
+  console.log(`    ${r.firmware}/${r.medium} (${r.accel}): shell after ${r.secondsToShell.toFixed(1)} s: ${timelineOf(r.serialLog)}`);
+  console.log(`      boot.d: ${r.bootServices.map((b) => `${b.name} ${b.seconds.toFixed(1)} s`).join(', ')}`);
+  assert.ok(r.bootServices.some((b) => b.name === '20-interconnect'), 'knoppix-autoconfig timed its services');
 }
 
 test.before(async () => {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { chooseAccel } from '../driver/accel.ts';
 import { Cluster } from '../driver/cluster.ts';
 import type { Machine } from '../driver/machine.ts';
+import { timelineOf } from '../driver/timeline.ts';
 import { trackedPids } from '../driver/processes.ts';
 import { kernelOf } from '../driver/scenarios.ts';
 import { defaultOutPath, projectRoot } from '../lib/paths.ts';
@@ -63,7 +64,7 @@ test('node 2 boots by PXE and joins: nodeup on node 1\'s console', () => cluster
   const tftp = await out(node1, 'grep -e "sent .*netboot/" /var/log/dnsmasq.log');
   assert.match(tftp, /sent \S*netboot\/linux to 10\.0\.0\.2/, tftp);
   assert.match(tftp, /sent \S*netboot\/minirt\.gz to 10\.0\.0\.2/, tftp);
-  console.log(`    node 2: power-on to UP in ${t.node2Up.toFixed(1)} s`);
+  console.log(`    node 2: power-on to UP in ${t.node2Up.toFixed(1)} s: ${timelineOf(node2.serialLog)}`);
 }));
 
 test('node 3 boots by Etherboot (iPXE from a CD, NIC without ROM) with its RTC years off, and joins', () => cluster.showingConsoles(async () => {

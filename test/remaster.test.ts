@@ -10,6 +10,7 @@ import { kernelOf, singleNodeBoot, type BootReport } from '../driver/scenarios.t
 import { chooseAccel } from '../driver/accel.ts';
 import { Cluster } from '../driver/cluster.ts';
 import type { Machine } from '../driver/machine.ts';
+import { timelineOf } from '../driver/timeline.ts';
 import { trackedPids } from '../driver/processes.ts';
 import { fileDigest } from '../lib/hash.ts';
 import { defaultOutPath, defaultSiteDir, projectRoot } from '../lib/paths.ts';
@@ -89,7 +90,7 @@ const liveEarlyChecks = openssiChecks('boot=live', /squashfs|systemd\[1\]/);
 
 function assertReport(r: BootReport) {
   for (const c of r.checks) assert.ok(c.ok, `${r.firmware}: ${c.name}\n${c.detail}`);
-  console.log(`    ${r.firmware} (${r.accel}): shell after ${r.secondsToShell.toFixed(1)} s`);
+  console.log(`    ${r.firmware} (${r.accel}): shell after ${r.secondsToShell.toFixed(1)} s: ${timelineOf(r.serialLog)}`);
 }
 
 test('layer mode: the cloop base is kept byte for byte, two cloop layers and our arguments added', async () => {
@@ -149,13 +150,13 @@ async function clusterFrom(iso: string, name: string, firmware: 'bios' | 'uefi',
     await cluster.showingConsoles(async () => {
       const started = performance.now();
       const node1 = await cluster.bootInitNode(firmware, { shellSec });
-      console.log(`    ${name}: node 1 shell after ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      console.log(`    ${name}: node 1 shell after ${((performance.now() - started) / 1000).toFixed(1)} s: ${timelineOf(node1.serialLog)}`);
       await checks(node1, (what, ok, detail) => assert.ok(ok, `${name}, node 1: ${what}\n${detail}`));
       await node1.succeed(`ssi-addnode --node 2 --mac 52:54:00:00:02:02 --ip 10.0.0.2 --boot ${protocol} --name node2 --yes`);
       const powered = performance.now();
       const node2 = await cluster.bootNetNode('node2', { mac: '52:54:00:00:02:02', protocol });
       await node1.waitForConsole(/nodeup: node 2 \(node2\)/, 300);
-      console.log(`    ${name}: node 2 (${protocol}) UP after ${((performance.now() - powered) / 1000).toFixed(1)} s`);
+      console.log(`    ${name}: node 2 (${protocol}) UP after ${((performance.now() - powered) / 1000).toFixed(1)} s: ${timelineOf(node2.serialLog)}`);
       await node2.waitForShell(60);
       const v = await node1.succeed('cluster -v');
       for (const n of [1, 2]) assert.match(v, new RegExp(`^${n}\\s+node${n}\\s+10\\.0\\.0\\.${n}\\s+UP$`, 'm'), v);

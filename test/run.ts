@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { projectRoot } from '../lib/paths.ts';
 
 const files = [
-  'host.test.ts', 'site.test.ts', 'formats.test.ts', 'runner.test.ts', 'scripts.test.ts',
+  'host.test.ts', 'site.test.ts', 'formats.test.ts', 'runner.test.ts', 'timeline.test.ts', 'scripts.test.ts',
   'build.test.ts', 'modules.test.ts', 'kmod-index.test.ts', 'kernel.test.ts', 'boot.test.ts', 'remaster.test.ts', 'cluster.test.ts', 'netboot.test.ts', 'repro.test.ts',
 ];
 const only = process.argv.slice(2);
