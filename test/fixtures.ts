@@ -53,3 +53,9 @@ export async function fixtureIso(name: 'knoppix' | 'debian-live', args: string[]
   }
   return iso;
 }
+
+/** The base CDs remaster.test remasters: a KNOPPIX with a cloop root, and a Debian live CD. */
+export function remasterFixtures(): Promise<[knoppix: string, live: string]> {
+  // Made at once when missing: lb build waits on the mirror and dpkg more than on the CPU.
+  return Promise.all([fixtureIso('knoppix', [], 'knoppix-cloop'), fixtureIso('debian-live')]);
+}

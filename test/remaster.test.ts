@@ -19,7 +19,7 @@ import { squashfsCompressor } from '../iso/squashfs.ts';
 import { listRoot } from '../iso/rootfs.ts';
 import { isoExtents, readExtent } from '../iso/layout.ts';
 import { initrdMembers } from '../iso/initrd.ts';
-import { fixtureIso } from './fixtures.ts';
+import { remasterFixtures } from './fixtures.ts';
 import { buildCli, isoDifferences, leftovers } from './helpers.ts';
 
 // Issue 5: a KNOPPIX ISO that the pipeline did not make (cloop root, its own minirt and menus),
@@ -38,8 +38,7 @@ let earlySite: string;
 let clusterKey: string;
 
 test.before(async () => {
-  // Made at once when missing: lb build waits on the mirror and dpkg more than on the CPU.
-  [knoppix, live] = await Promise.all([fixtureIso('knoppix', [], 'knoppix-cloop'), fixtureIso('debian-live')]);
+  [knoppix, live] = await remasterFixtures();
   work = await mkdtemp(join(tmpdir(), 'remaster-'));
   layered = join(work, 'knoppix-layer.iso');
   flattened = join(work, 'knoppix-flat.iso');
