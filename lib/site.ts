@@ -17,11 +17,14 @@ export interface SiteConfig {
   kernel: string;
   /** Modules (names) loaded from the CD's initrd, before its init mounts the root. */
   initrdModules: string[];
+  /** NTP across the cluster from boot (chrony; README.ntp); ssi-ntp turns it on or off later. */
+  ntp: boolean;
 }
 
 type Rule =
   | { kind: 'string'; pattern: RegExp; why: string; default: string }
   | { kind: 'integer'; min: number; max: number; default: number }
+  | { kind: 'boolean'; default: boolean }
   | { kind: 'strings'; pattern: RegExp; why: string; default: string[] }
   | { kind: 'object'; fields: Record<string, Rule> };
 
@@ -53,6 +56,7 @@ export const siteSchema: Rule = {
     kernel: { kind: 'string', pattern: /^$|^(?!\/)(?!.*(^|\/)\.\.(\/|$))[ -~]{1,251}\.deb$/, why: 'a .deb file inside the site folder (relative path, no ..)', default: '' },
     initrdModules: { kind: 'strings', pattern: /^[A-Za-z0-9_-]{1,64}$/, why: 'kernel module names (letters, digits, _ and -)', default: [] },
     cdsl: { kind: 'strings', pattern: /^\/(?!.*(^|\/)\.\.?(\/|$))(?!(proc|sys|dev|cluster|run)(\/|$))[A-Za-z0-9._+\/-]{1,200}$/, why: 'absolute paths outside /proc, /sys, /dev, /run and /cluster, without . or ..', default: [] },
+    ntp: { kind: 'boolean', default: false },
     iso: {
       kind: 'object',
       fields: {
@@ -88,6 +92,10 @@ function check(rule: Rule, value: unknown, path: string, file: string): unknown 
       if (!Number.isInteger(value) || (value as number) < rule.min || (value as number) > rule.max) {
         fail(`must be a whole number from ${rule.min} to ${rule.max}, got ${JSON.stringify(value)}`);
       }
+      return value;
+    case 'boolean':
+      if (value === undefined) return rule.default;
+      if (typeof value !== 'boolean') fail(`must be true or false, got ${JSON.stringify(value)}`);
       return value;
     case 'strings':
       if (value === undefined) return rule.default;

@@ -13,7 +13,7 @@ import { UserError } from '../lib/errors.ts';
 import { installedPackages } from './01-base.ts';
 import { minirtNetModules, netbootImageModules } from './03-minirt.ts';
 import { hostFile } from '../lib/host.ts';
-import { type UnpackInfo, readBaseInfo, writeUnpackInfo } from './handoff.ts';
+import { type UnpackInfo, readBaseInfo, writeBaseFiles, writeUnpackInfo } from './handoff.ts';
 
 
 /**
@@ -134,7 +134,7 @@ export const unpack: Stage<BuildOptions> = {
     }
     if (facts.length) await stampTree(join(ctx.out, 'facts'), Math.floor(newest), { filesToo: false });
     // The base's paths, so the manifest can tell a file the layers add from one they replace.
-    await writeFile(join(ctx.out, 'base-files.txt'), `${baseFiles.join('\n')}\n`);
+    await writeBaseFiles(ctx.out, baseFiles);
     await writeUnpackInfo(ctx.out, result);
   },
 };

@@ -5,8 +5,26 @@ import { packLayer } from './layer.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import { overlaysDir } from '../lib/paths.ts';
 import type { Stage } from '../lib/runner.ts';
-import { readPackagesInfo, readUnpackInfo } from './handoff.ts';
+import { readBaseFiles, readPackagesInfo, readUnpackInfo } from './handoff.ts';
 import { nodeOneCdslFolders } from './cdsl.ts';
+
+/**
+ * openssi.hide's paths of this base: a line is an absolute path, or a pattern with * (any
+ * characters but /) matched against the base's files, so that a service link hides whatever
+ * its start number is on this base (/etc/rc2.d/S*chrony).
+ */
+export function hiddenPaths(lines: string[], baseFiles: string[]): string[] {
+  const hide: string[] = [];
+  for (const line of lines.map((l) => l.trim()).filter((l) => l.startsWith('/'))) {
+    if (!line.includes('*')) {
+      hide.push(line);
+      continue;
+    }
+    const pattern = new RegExp(`^${line.slice(1).split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*')}$`);
+    hide.push(...baseFiles.filter((f) => pattern.test(f)).map((f) => `/${f}`));
+  }
+  return hide;
+}
 
 /**
  * The OpenSSI layer: overlays/openssi, the kernel modules, and for a remaster the Debian packages
@@ -29,7 +47,7 @@ export const inject = {
     await copyTree(join(overlaysDir, 'openssi'), tree, { modes: 'git' });
     await copyTree(join(ctx.from('modules'), 'tree'), tree);
     await nodeOneCdslFolders(tree, (await readFile(join(tree, 'etc', 'openssi', 'cdsl'), 'utf8')).split('\n'));
-    const hide = [...added.whiteouts, ...(await readFile(join(overlaysDir, 'openssi.hide'), 'utf8')).split('\n').filter((l) => l.startsWith('/'))];
+    const hide = [...added.whiteouts, ...hiddenPaths((await readFile(join(overlaysDir, 'openssi.hide'), 'utf8')).split('\n'), await readBaseFiles(ctx.from('unpack')))];
     const kernel = await readUnpackInfo(ctx.from('unpack'));
     // A replacement kernel's modules came with the modules stage; the base's go out of sight.
     if (kernel.kernelVersion !== kernel.baseKernelVersion) hide.push(`/${kernel.imageModulesDir}/${kernel.baseKernelVersion}`);

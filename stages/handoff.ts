@@ -72,5 +72,9 @@ export const readUnpackInfo = (dir: string) => readRecord<UnpackInfo>(dir, 'unpa
 export const writeUnpackInfo = (dir: string, info: UnpackInfo) => writeRecord(dir, 'unpack.json', info);
 export const readPackagesInfo = (dir: string) => readRecord<PackagesInfo>(dir, 'packages.json', { added: 'object', whiteouts: 'object' });
 export const writePackagesInfo = (dir: string, info: PackagesInfo) => writeRecord(dir, 'packages.json', info);
+/** The base root's paths (relative, no leading /), one a line: unpack's base-files.txt. */
+export const baseFilesName = 'base-files.txt';
+export const writeBaseFiles = (dir: string, paths: string[]) => writeFile(join(dir, baseFilesName), `${paths.join('\n')}\n`);
+export const readBaseFiles = async (dir: string): Promise<string[]> => (await readFile(join(dir, baseFilesName), 'utf8')).split('\n').filter(Boolean);
 export const readIsoInfo = (dir: string) => readRecord<IsoInfo>(dir, 'iso.json', { file: 'string', sha256: 'string' });
 export const writeIsoInfo = (dir: string, info: IsoInfo) => writeRecord(dir, 'iso.json', info);

@@ -4,7 +4,7 @@ import { readLayerFiles } from './layer.ts';
 import type { StageRecord } from '../lib/runner.ts';
 import type { SiteConfig } from '../lib/site.ts';
 import { layerNames } from './10-remaster.ts';
-import { readBaseInfo, readPackagesInfo, readUnpackInfo } from './handoff.ts';
+import { readBaseFiles, readBaseInfo, readPackagesInfo, readUnpackInfo } from './handoff.ts';
 
 /** What went into an ISO: the base, each stage's digest, and every file the layers add or replace. */
 export async function buildManifest(records: Map<string, StageRecord>, site: SiteConfig, iso: { path: string; sha256: string; size: number }, pack: 'layer' | 'flatten' = 'layer') {
@@ -12,7 +12,7 @@ export async function buildManifest(records: Map<string, StageRecord>, site: Sit
   const base = await readBaseInfo(dir('base'));
   const kernel = await readUnpackInfo(dir('unpack'));
   const added = (await readPackagesInfo(dir('packages'))).added;
-  const baseFiles = new Set((await readFile(join(dir('unpack'), 'base-files.txt'), 'utf8')).split('\n'));
+  const baseFiles = new Set(await readBaseFiles(dir('unpack')));
   const layers = [];
   // Our layers follow the base's images: KNOPPIX/KNOPPIX1 and 2 on the default base.
   const images = base.remaster?.images ?? [{ path: 'KNOPPIX/KNOPPIX' }];

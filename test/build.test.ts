@@ -116,7 +116,7 @@ test('site settings reach the boot menus and the image', async () => {
   await cp(defaultSiteDir, site, { recursive: true });
   await writeFile(join(site, 'site.json'), JSON.stringify({
     clustername: 'lab', initNodeName: 'alpha', boot: { label: 'Lab cluster', timeout: 7, kernelArgs: ['mitigations=off'] },
-    iso: { volumeLabel: 'LAB_CLUSTER' }, cdsl: ['/etc/lab/', '/var/lib/lab.state'], initrdModules: ['virtio_net', 'ssi_compat'],
+    iso: { volumeLabel: 'LAB_CLUSTER' }, cdsl: ['/etc/lab/', '/var/lib/lab.state'], initrdModules: ['virtio_net', 'ssi_compat'], ntp: true,
   }));
   const out = join(dir, 'lab.iso');
   const r = await buildCli(['--site', site, '--out', out]);
@@ -131,6 +131,7 @@ test('site settings reach the boot menus and the image', async () => {
   const conf = layerCat(out, 'KNOPPIX2', 'etc/openssi/cluster.conf', dir);
   assert.match(conf, /^CLUSTERNAME=lab$/m, 'plain words need no quotes');
   assert.match(conf, /^INIT_NODE_NAME=alpha$/m);
+  assert.match(conf, /^NTP=on$/m);
   assert.is(layerCat(out, 'KNOPPIX2', 'etc/openssi/cdsl.site', dir), '/etc/lab/\n/var/lib/lab.state\n');
   const image = join(dir, 'site-layer');
   execFileSync('xorriso', ['-osirrox', 'on', '-indev', out, '-extract', '/KNOPPIX/KNOPPIX2', image], { stdio: 'ignore' });

@@ -54,7 +54,7 @@ test('identity: clusternode_num, clustername, cluster, cluster -v', async () => 
 
 test('every command answers --help', async () => {
   for (const c of ['cluster', 'clusternode_num', 'clustername', 'clusternode_getstate', 'onnode', 'onall', 'where_pid',
-    'fastnode', 'loads', 'loadlevel', 'ssi-timesync', 'ssi-addnode', 'mklocalfile', 'mkglobalfile', 'loadlevel-exec', 'migrate', 'jobkill', 'bash-ll']) {
+    'fastnode', 'loads', 'loadlevel', 'ssi-timesync', 'ssi-ntp', 'ssi-addnode', 'mklocalfile', 'mkglobalfile', 'loadlevel-exec', 'migrate', 'jobkill', 'bash-ll']) {
     assert.match(await out(`${c} --help`), /Usage: /, c);
   }
 });

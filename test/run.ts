@@ -12,7 +12,7 @@ import { projectRoot } from '../lib/paths.ts';
 import { fixturesDir } from './fixtures.ts';
 
 const files = [
-  'host.test.ts', 'site.test.ts', 'formats.test.ts', 'runner.test.ts', 'timeline.test.ts', 'scripts.test.ts',
+  'host.test.ts', 'site.test.ts', 'formats.test.ts', 'runner.test.ts', 'timeline.test.ts', 'scripts.test.ts', 'inject.test.ts',
   'build.test.ts', 'modules.test.ts', 'kmod-index.test.ts', 'kernel.test.ts', 'boot.test.ts', 'remaster.test.ts', 'cluster.test.ts', 'netboot.test.ts', 'repro.test.ts',
 ];
 /**

@@ -49,6 +49,9 @@ test('each bad field is named with the file and the reason', () => {
   rejects({ cdsl: ['/etc/../x'] }, /cdsl: \[0\]/);
   rejects({ initrdModules: ['a b'] }, /initrdModules: \[0\] must be kernel module names/);
   rejects({ initrdModules: 'ssi_compat' }, /initrdModules: must be a list/);
+  rejects({ ntp: 'yes' }, /^x\/site\.json: ntp: must be true or false, got "yes"/);
+  assert.is(validateSite({}).ntp, false);
+  assert.is(validateSite({ ntp: true }).ntp, true);
   assert.equal(validateSite({ cdsl: ['/etc/ssh/', '/var/lib/chrony'] }).cdsl, ['/etc/ssh/', '/var/lib/chrony']);
 });
 

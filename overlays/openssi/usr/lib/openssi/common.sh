@@ -9,6 +9,8 @@ DHCP_HOSTS=/cluster/etc/dhcp-hosts
 # shellcheck disable=SC2034
 NETBOOT_DIR=/cluster/etc/netboot
 STATE_DIR=/run/openssi/state
+# on or off: NTP across the cluster (ssi-ntp); until set, the site's choice (NTP in cluster.conf).
+NTP_STATE=/cluster/etc/ntp
 
 die() {
 	echo "${0##*/}: $*" >&2
@@ -181,6 +183,12 @@ up_nodes() {
 		[ "$(node_state "$n")" = UP ] && echo "$n"
 	done
 	return 0
+}
+
+# ntp_state: on or off, NTP across the cluster (README.ntp).
+ntp_state() {
+	read_file "$NTP_STATE" ns_state || ns_state=${NTP:-off}
+	echo "$ns_state"
 }
 
 is_number() {
