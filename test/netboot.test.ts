@@ -68,6 +68,9 @@ test('node 2 boots by PXE and joins: nodeup on node 1\'s console', () => cluster
   const tftp = await out(node1, 'grep -e "sent .*netboot/" /var/log/dnsmasq.log');
   assert.match(tftp, /sent \S*netboot\/linux to 10\.0\.0\.2/, tftp);
   assert.match(tftp, /sent \S*netboot\/minirt\.gz to 10\.0\.0\.2/, tftp);
+  // Its iPXE asked for an IPv6 router (it boots only once IPv6 is configured or given up on, 13 s
+  // later) and node 1's radvd answered it (fe80:: + the EUI-64 of its MAC).
+  assert.match(await out(node1, 'grep "sending RA to" /var/log/radvd.log | tail -n 1'), /sending RA to fe80::5054:ff:fe00:202 on eth0/);
   console.log(`    node 2: power-on to UP in ${t.node2Up.toFixed(1)} s: ${timelineOf(node2.serialLog)}`);
 }));
 
@@ -329,6 +332,8 @@ test('a MAC that is not in clustertab gets no lease and never boots', async () =
   const log = await out(node1, 'cat /var/log/dnsmasq.log');
   assert.match(log, /52:54:00:00:09:09 ignored/);
   assert.not.match(log, /DHCPACK\(eth0\) \S+ 52:54:00:00:09:09/);
+  // Its iPXE's router solicitations never reach radvd (the firewall passes members' only).
+  assert.is(await out(node1, 'grep -c "fe80::5054:ff:fe00:909" /var/log/radvd.log || true'), '0');
   assert.is(await out(node1, 'cluster'), '1 2 3');
   await cluster.kill('stranger');
 });
