@@ -9,7 +9,7 @@ import { singleNodeBoot, type BootReport } from '../driver/scenarios.ts';
 import { timelineOf } from '../driver/timeline.ts';
 import { trackedPids } from '../driver/processes.ts';
 import { defaultOutPath, defaultSiteDir, projectRoot } from '../lib/paths.ts';
-import { buildCli } from './helpers.ts';
+import { buildCli, setUp } from './helpers.ts';
 
 // Boots the ISO that build.test.ts made, as users will: SeaBIOS on i440fx and OVMF on q35 (AHCI),
 // from a CD and from a USB stick. TCG unless the KVM probe shows KVM works on this host.
@@ -32,7 +32,7 @@ function assertReport(r: BootReport) {
   assert.ok(r.bootServices.some((b) => b.name === '20-interconnect'), 'knoppix-autoconfig timed its services');
 }
 
-test.before(async () => {
+setUp(async () => {
   assert.ok(existsSync(defaultOutPath), 'build.test.ts makes the ISO first');
   await mkdir(logDir, { recursive: true });
 });

@@ -11,13 +11,14 @@ import { kernelOf } from '../driver/scenarios.ts';
 import { VSwitch } from '../driver/vswitch.ts';
 import { defaultOutPath, projectRoot } from '../lib/paths.ts';
 import { shellQuote } from '../lib/quote.ts';
+import { setUp } from './helpers.ts';
 
 // The init node's OpenSSI layer (issue 3), on the default ISO booted under SeaBIOS.
 let node1: Machine;
 let net: VSwitch;
 let work: string;
 
-test.before(async () => {
+setUp(async () => {
   assert.ok(existsSync(defaultOutPath), 'build.test.ts makes the ISO first');
   work = await mkdtemp(join(tmpdir(), 'openssi-cluster-'));
   net = await VSwitch.start(work);
@@ -36,7 +37,7 @@ test.after(async () => {
   assert.equal(trackedPids(), []);
 });
 
-const out = async (cmd: string) => (await node1.succeed(cmd)).trim();
+const out = async (cmd: string, seconds?: number) => (await node1.succeed(cmd, seconds)).trim();
 
 test('identity: clusternode_num, clustername, cluster, cluster -v', async () => {
   assert.is(await out('clusternode_num'), '1');
@@ -100,7 +101,9 @@ test('docs and the demo are on the CD; the demo keeps all work on node 1', async
     await node1.succeed(`test -s /usr/share/doc/openssi/${d}`);
   }
   await node1.succeed('test -s /demo-proclb/README');
-  const demo = await out('/demo-proclb/proclb 3 1');
+  // Three workers of a second each, started through loadlevel-exec: over a minute under TCG
+  // while repro.test builds beside (CI timed out at 60 s once).
+  const demo = await out('/demo-proclb/proclb 3 1', 180);
   assert.match(demo, /All 3 workers finished on node 1: all work stayed on one node \(3 on node 1\); 0 moves\./);
   assert.match(demo, /^Every worker computed the same checksum, moved or not\.$/m);
   // Not in the list: loadlevel-exec still relays a job's output and exit status.

@@ -19,7 +19,15 @@ export async function debianPackage(name: string): Promise<string> {
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp);
   try {
-    execFileSync('apt-get', ['download', name], { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] });
+    const download = () => execFileSync('apt-get', ['download', name], { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] });
+    try {
+      download();
+    } catch {
+      // The host's package lists may be older than the mirror, which keeps only the newest
+      // kernel ABI: the one the base was just built with is then unknown to them.
+      execFileSync('apt-get', ['update'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      download();
+    }
     const [file] = (await readdir(tmp)).filter((f) => f.endsWith('.deb'));
     if (!file) throw new Error(`apt-get download ${name} gave no .deb`);
     await rename(join(tmp, file), join(dir, file));

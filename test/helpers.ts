@@ -4,9 +4,26 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { test } from 'uvu';
 import { projectRoot } from '../lib/paths.ts';
 import { copyExtent, imageFormat, isoExtents, readExtent, type IsoExtent } from '../iso/layout.ts';
 import { extractCloop } from '../iso/cloop.ts';
+
+/**
+ * The file's set-up (uvu's test.before), whose failure is reported like a test's: uvu itself
+ * swallows an error thrown in a before hook, and the file's tests then fail without a word.
+ */
+export function setUp(fn: () => Promise<void>): void {
+  test.before(async () => {
+    try {
+      await fn();
+    } catch (err) {
+      // uvu's own FAIL line, which test/run.ts digests for CI's report.
+      console.log(`\n   FAIL  "(set-up)"\n    ${err instanceof Error ? err.message : String(err)}\n`);
+      throw err;
+    }
+  });
+}
 
 export interface CliResult { code: number; stdout: string; stderr: string }
 

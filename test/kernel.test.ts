@@ -12,7 +12,7 @@ import { kernelOf } from '../driver/scenarios.ts';
 import { VSwitch } from '../driver/vswitch.ts';
 import { defaultOutPath, defaultSiteDir, projectRoot } from '../lib/paths.ts';
 import { debianPackage } from './fixtures.ts';
-import { buildCli, leftovers } from './helpers.ts';
+import { buildCli, leftovers, setUp } from './helpers.ts';
 
 // A replacement kernel package in the site (issue 3, item 1): Debian's PREEMPT_RT flavour of the
 // base's own kernel ABI stands in for the kernel a site would bring, as OpenSSI shipped its own.
@@ -22,7 +22,7 @@ let rtKver: string;
 let rtSite: string;
 const rtIso = () => join(work, 'rt.iso');
 
-test.before(async () => {
+setUp(async () => {
   assert.ok(existsSync(defaultOutPath), 'build.test.ts makes the ISO first');
   work = await mkdtemp(join(tmpdir(), 'kernel-'));
   const manifest = JSON.parse(await readFile(defaultOutPath.replace(/\.iso$/, '.manifest.json'), 'utf8'));

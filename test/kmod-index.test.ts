@@ -15,6 +15,7 @@ import { runStages, type Stage } from '../lib/runner.ts';
 import { hostFile } from '../lib/host.ts';
 import { unpack } from '../stages/02-unpack.ts';
 import { readUnpackInfo } from '../stages/handoff.ts';
+import { setUp } from './helpers.ts';
 
 let dir: string;
 let kver: string;
@@ -27,7 +28,7 @@ const readBins = async (folder: string) =>
   Object.fromEntries(await Promise.all(binIndexNames.map(async (n) => [n, await readFile(join(folder, n))]))) as unknown as BinIndexes;
 const depmod = (root: string) => execFileSync('depmod', ['-b', root, kver]);
 
-test.before(async () => {
+setUp(async () => {
   assert.ok(existsSync(defaultOutPath), 'build.test.ts makes the ISO first');
   dir = await mkdtemp(join(tmpdir(), 'kmod-index-'));
   execFileSync('xorriso', ['-osirrox', 'on', '-indev', defaultOutPath, '-extract', '/KNOPPIX/KNOPPIX', join(dir, 'base')], { stdio: 'ignore' });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { modinfo } from '../iso/modules.ts';
 import { checkVermagic } from '../stages/05-modules.ts';
 import { defaultOutPath, defaultSiteDir } from '../lib/paths.ts';
-import { buildCli, leftovers, scratch } from './helpers.ts';
+import { buildCli, leftovers, scratch, setUp } from './helpers.ts';
 
 let dir: string;
 let ko: Buffer;
@@ -22,7 +22,7 @@ function forAnotherKernel(module: Buffer): Buffer {
   return Buffer.from(text.slice(0, m.index) + `vermagic=${m[1]}${abi}${m[3]}` + text.slice(m.index + m[0].length), 'latin1');
 }
 
-test.before(async () => {
+setUp(async () => {
   assert.ok(existsSync(defaultOutPath), 'build.test.ts makes the ISO first');
   dir = await scratch('modules-');
   execFileSync('xorriso', ['-osirrox', 'on', '-indev', defaultOutPath, '-extract', '/KNOPPIX/KNOPPIX1', join(dir, 'layer')], { stdio: 'ignore' });

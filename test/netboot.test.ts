@@ -12,6 +12,7 @@ import { timelineOf } from '../driver/timeline.ts';
 import { trackedPids } from '../driver/processes.ts';
 import { kernelOf } from '../driver/scenarios.ts';
 import { defaultOutPath, projectRoot } from '../lib/paths.ts';
+import { setUp } from './helpers.ts';
 
 // Issue 4: a three-node cluster on a private switch. Node 1 boots the CD; node 2 boots by PXE
 // (virtio-net's boot ROM); node 3 has a NIC without a ROM and boots iPXE from a CD (Etherboot),
@@ -35,7 +36,7 @@ function assertClockWithin(text: string, slack: number, what: string) {
   assert.ok(clockWithin(text, slack), `${what}: ${theirs} not within ${slack} s of node 1's ${before}..${after}`);
 }
 
-test.before(async () => {
+setUp(async () => {
   assert.ok(existsSync(defaultOutPath), 'build.test.ts makes the ISO first');
   work = await mkdtemp(join(tmpdir(), 'openssi-netboot-'));
   const accel = await chooseAccel('auto', await kernelOf(defaultOutPath, work));

@@ -20,7 +20,7 @@ import { listRoot } from '../iso/rootfs.ts';
 import { isoExtents, readExtent } from '../iso/layout.ts';
 import { initrdMembers } from '../iso/initrd.ts';
 import { remasterFixtures } from './fixtures.ts';
-import { buildCli, isoDifferences, leftovers } from './helpers.ts';
+import { buildCli, isoDifferences, leftovers, setUp } from './helpers.ts';
 
 // Issue 5: a KNOPPIX ISO that the pipeline did not make (cloop root, its own minirt and menus),
 // remastered in layer mode and booted; and bad bases refused. Issue 15: clusters grow from the
@@ -37,7 +37,7 @@ let earlySite: string;
 /** A fixed cluster key: the same inputs, so the same ISO. */
 let clusterKey: string;
 
-test.before(async () => {
+setUp(async () => {
   [knoppix, live] = await remasterFixtures();
   work = await mkdtemp(join(tmpdir(), 'remaster-'));
   layered = join(work, 'knoppix-layer.iso');

@@ -143,5 +143,8 @@ for (const file of chosen) {
 if (failures.length) console.log(`\n# failures (the first lines of each)\n${failures.join('\n')}`);
 console.log(`\n# tests of a minute or more\n${slow.join('\n') || '(none)'}`);
 console.log(`\n# durations\n${durations.join('\n')}\n${minutes(performance.now() - runStarted)}  in all`);
+// Last, a line each: CI shows the head and the tail of a long output, and cuts the middle.
+const failedLines = failures.flatMap((line, i) => (line.startsWith('  ') && !line.startsWith('    ') ? [failures[i + 1]?.startsWith('    ') ? `${line}: ${failures[i + 1].trim().slice(0, 140)}` : line] : []));
+if (failedLines.length) console.log(`\n# failed\n${failedLines.join('\n')}`);
 console.log(`\n${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
