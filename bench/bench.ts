@@ -14,8 +14,8 @@ import { fixtureIso } from '../test/fixtures.ts';
 import { run } from '../lib/exec.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, 'skip-cold': { type: 'boolean' }, only: { type: 'string' } } });
-// --only remaster, --only migrate: just that benchmark; --only default: the build and boot ones.
-const want = (part: 'default' | 'remaster' | 'migrate') => !values.only || values.only === part;
+// --only remaster, --only migrate, --only cvip: just that benchmark; --only default: the build and boot ones.
+const want = (part: 'default' | 'remaster' | 'migrate' | 'cvip') => !values.only || values.only === part;
 const runs = Math.max(1, Number(values.runs));
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -124,6 +124,7 @@ try {
   }
   if (want('default')) await defaultBench(peak);
   if (want('migrate')) await migrateBench();
+  if (want('cvip')) await cvipBench();
 } finally {
   await rm(work, { recursive: true, force: true });
 }
@@ -244,6 +245,49 @@ async function migrateBench(): Promise<void> {
     rows.push({ metric: 'proclb 4 12, levelling off (1 node)', values: off, unit: 's', goal: '' });
     rows.push({ metric: 'proclb 4 12, levelling on (3 nodes)', values: on, unit: 's', goal: '' });
     ratios.push({ name: 'proclb wall time, 3 nodes / 1 node', value: median(on) / median(off), goal: '≤ 0.65' });
+  } finally {
+    await cluster.stop();
+  }
+}
+
+/**
+ * Issue 14's goal: a CVIP's failover time under TCG, from the moment its director is killed to
+ * the first answer a client outside the cluster gets through it. Nodes 2 and 3 direct it, node 2
+ * preferred; each run kills node 2 (node 3 takes over), then boots it again (it takes the CVIP
+ * back) for the next run.
+ */
+async function cvipBench(): Promise<void> {
+  const iso = join(work, 'cvip.iso');
+  await build(['--out', iso]);
+  const cluster = await Cluster.start(iso, { dir: join(work, 'cvip-cluster'), accel: 'tcg' });
+  try {
+    const node1 = await cluster.bootInitNode();
+    const boot = async (n: number) => {
+      await cluster.bootNetNode(`node${n}`, { mac: `52:54:00:00:0${n}:0${n}`, protocol: 'pxe' });
+      await node1.waitForConsole(new RegExp(`nodeup: node ${n} `), 300);
+    };
+    for (const n of [2, 3]) {
+      await node1.succeed(`ssi-addnode --node ${n} --mac 52:54:00:00:0${n}:0${n} --ip 10.0.0.${n} --boot pxe --name node${n} --yes`);
+      await boot(n);
+    }
+    const client = await cluster.bootStranger('client', { mac: '52:54:00:00:09:99' });
+    await client.succeed('ip link set eth0 up && ip addr add 10.0.0.99/8 dev eth0');
+    await node1.succeed("onall sh -c 'mkdir -p /tmp/www && hostname > /tmp/www/index.html && busybox httpd -p 8080 -h /tmp/www'");
+    const lines = ['<cvips>', '<cvip>', '<ip_addr>10.0.0.100</ip_addr>', '<director_node><node_num>2</node_num></director_node>',
+      '<director_node><node_num>3</node_num></director_node>', '</cvip>', '</cvips>'];
+    await node1.succeed(`printf '%s\\n' ${lines.map((l) => `'${l}'`).join(' ')} > /etc/cvip.conf && invoke-rc.d openssi-cvip reload`, 60);
+    const failover: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      await node1.succeed("timeout 120 sh -c 'until cvip | grep -q \"^10.0.0.100 .* node 2 .*8080\"; do sleep 1; done'", 130);
+      await client.succeed("timeout 60 sh -c 'until wget -q -T 1 -t 1 -O /dev/null http://10.0.0.100:8080/; do sleep 0.5; done'", 70);
+      await cluster.kill('node2');
+      const killed = performance.now();
+      await client.succeed("timeout 60 sh -c 'until wget -q -T 1 -t 1 -O /dev/null http://10.0.0.100:8080/; do :; done'", 70);
+      failover.push((performance.now() - killed) / 1000);
+      await node1.waitForConsole(/nodedown: node 2 /, 60);
+      await boot(2);
+    }
+    rows.push({ metric: 'CVIP failover: director killed to answer', values: failover, unit: 's', goal: '≤ 5 s' });
   } finally {
     await cluster.stop();
   }

@@ -19,6 +19,11 @@ export interface SiteConfig {
   initrdModules: string[];
   /** NTP across the cluster from boot (chrony; README.ntp); ssi-ntp turns it on or off later. */
   ntp: boolean;
+  /** The CVIPs (README.CVIP), rendered to /etc/cvip.conf in OpenSSI's XML. */
+  cvip: {
+    routing: string;
+    cvips: { ip: string; gateway: string; directors: { node: number; garpInterface: string; syncInterface: string }[] }[];
+  };
 }
 
 type Rule =
@@ -26,7 +31,8 @@ type Rule =
   | { kind: 'integer'; min: number; max: number; default: number }
   | { kind: 'boolean'; default: boolean }
   | { kind: 'strings'; pattern: RegExp; why: string; default: string[] }
-  | { kind: 'object'; fields: Record<string, Rule> };
+  | { kind: 'object'; fields: Record<string, Rule> }
+  | { kind: 'list'; item: Rule; min: number };
 
 const hostname = /^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$/;
 const ipv4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -57,6 +63,35 @@ export const siteSchema: Rule = {
     initrdModules: { kind: 'strings', pattern: /^[A-Za-z0-9_-]{1,64}$/, why: 'kernel module names (letters, digits, _ and -)', default: [] },
     cdsl: { kind: 'strings', pattern: /^\/(?!.*(^|\/)\.\.?(\/|$))(?!(proc|sys|dev|cluster|run)(\/|$))[A-Za-z0-9._+\/-]{1,200}$/, why: 'absolute paths outside /proc, /sys, /dev, /run and /cluster, without . or ..', default: [] },
     ntp: { kind: 'boolean', default: false },
+    cvip: {
+      kind: 'object',
+      fields: {
+        routing: { kind: 'string', pattern: /^DR$/, why: 'DR (LVS direct routing; NAT is not on this CD yet)', default: 'DR' },
+        cvips: {
+          kind: 'list',
+          min: 0,
+          item: {
+            kind: 'object',
+            fields: {
+              ip: { kind: 'string', pattern: ipv4, why: 'an IPv4 address', default: '' },
+              gateway: { kind: 'string', pattern: new RegExp(`^$|${ipv4.source}`), why: 'an IPv4 address or empty', default: '' },
+              directors: {
+                kind: 'list',
+                min: 1,
+                item: {
+                  kind: 'object',
+                  fields: {
+                    node: { kind: 'integer', min: 1, max: 65535, default: 0 },
+                    garpInterface: { kind: 'string', pattern: /^$|^[A-Za-z0-9_.-]{1,15}$/, why: 'an interface name or empty', default: '' },
+                    syncInterface: { kind: 'string', pattern: /^$|^[A-Za-z0-9_.-]{1,15}$/, why: 'an interface name or empty', default: '' },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
     iso: {
       kind: 'object',
       fields: {
@@ -97,6 +132,13 @@ function check(rule: Rule, value: unknown, path: string, file: string): unknown 
       if (value === undefined) return rule.default;
       if (typeof value !== 'boolean') fail(`must be true or false, got ${JSON.stringify(value)}`);
       return value;
+    case 'list': {
+      if (value === undefined) value = [];
+      if (!Array.isArray(value)) fail(`must be a list, got ${JSON.stringify(value)}`);
+      const items = value as unknown[];
+      if (items.length < rule.min) fail(`must list at least ${rule.min}`);
+      return items.map((v, i) => check(rule.item, v, `${path}[${i}]`, file));
+    }
     case 'strings':
       if (value === undefined) return rule.default;
       if (!Array.isArray(value)) fail(`must be a list of strings, got ${JSON.stringify(value)}`);

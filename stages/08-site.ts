@@ -1,20 +1,41 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { authorizedKeyLine, clusterKeySeed, dropbearPrivateKey } from '../lib/clusterkey.ts';
 import { copyTree } from '../lib/fsutil.ts';
 import { packLayer } from './layer.ts';
 import type { BuildOptions } from '../lib/options.ts';
-import { templatesDir } from '../lib/paths.ts';
+import { overlaysDir, templatesDir } from '../lib/paths.ts';
+import { run } from '../lib/exec.ts';
+import { UserError } from '../lib/errors.ts';
 import { renderTemplates } from '../lib/templates.ts';
 import type { Stage } from '../lib/runner.ts';
-import { prefixLength } from '../lib/site.ts';
+import { prefixLength, type SiteConfig } from '../lib/site.ts';
 import { nodeOneCdslFolders } from './cdsl.ts';
 
 /** Extra kernel arguments every boot entry carries: consoles first, then the site's own. */
 export function kernelArgList(siteArgs: string[]): string[] {
   return ['console=tty0', 'console=ttyS0,115200n8', ...siteArgs];
+}
+
+/** The image's own reader of /etc/cvip.conf: the build checks a site's CVIPs with it. */
+const cvipConfig = join(overlaysDir, 'openssi', 'usr', 'lib', 'openssi', 'cvip-config');
+/** The CD's clustertab when the site brings none: the directors a site names must be in it. */
+const imageClustertab = join(overlaysDir, 'openssi', 'cluster', 'etc', 'clustertab');
+
+/**
+ * The site's CVIPs (rendered to /cluster/etc/cvip.conf) checked as every node checks the file when
+ * it applies it: by cvip-config, against the interconnect and the CD's clustertab (the site's, or
+ * the image's), node 1 included.
+ */
+async function checkCvips(tree: string, site: SiteConfig, siteJson: string): Promise<void> {
+  const file = join(tree, 'cluster', 'etc', 'cvip.conf');
+  const siteTab = join(tree, 'cluster', 'etc', 'clustertab');
+  const tab = await readFile(existsSync(siteTab) ? siteTab : imageClustertab, 'utf8');
+  const nodes = [`1=${site.interconnect.initNodeIp}`, ...tab.split('\n').map((l) => l.split('\t')).filter((f) => /^\d+$/.test(f[0]?.trim() ?? '')).map((f) => `${f[0].trim()}=${f[1]}`)];
+  const r = await run('sh', [cvipConfig, file], { env: { CVIP_NETWORK: site.interconnect.network, CVIP_NODES: nodes.join(' ') }, reject: false });
+  if (r.exitCode !== 0) throw new UserError(`${siteJson}: cvip: ${String(r.stderr).trim().split(`${file}: `).join('')}`);
 }
 
 /** The site's extra CDSLs: a symlink into /cluster/node{nodenum} each, and their list. */
@@ -58,9 +79,9 @@ export const site = {
   module: import.meta.url,
   summary: 'the site layer and boot menus (site.json, files/, iso/, templates/)',
   after: [],
-  tools: ['mksquashfs'],
+  tools: ['mksquashfs', 'sh'],
   inputs: async (o) => ({
-    files: [o.siteDir, templatesDir],
+    files: [o.siteDir, templatesDir, cvipConfig, imageClustertab],
     // The key's digest, not the key: the cache key must change with it but never hold it.
     params: { site: o.site, clusterKey: createHash('sha256').update(await clusterKeySeed(o.clusterKey, !o.clusterKeyGiven)).digest('hex') },
   }),
@@ -76,6 +97,7 @@ export const site = {
     if (existsSync(join(siteDir, 'iso'))) await copyTree(join(siteDir, 'iso'), iso);
     await renderTemplates([join(templatesDir, 'rootfs'), join(siteDir, 'templates', 'rootfs')], data, tree);
     await renderTemplates([join(templatesDir, 'iso'), join(siteDir, 'templates', 'iso')], data, iso);
+    await checkCvips(tree, config, join(siteDir, 'site.json'));
     await addCdsls(tree, config.cdsl);
     await addClusterKey(tree, iso, await clusterKeySeed(ctx.options.clusterKey, !ctx.options.clusterKeyGiven), config.clustername);
     await packLayer(tree, ctx.out, ctx.epoch);

@@ -117,6 +117,7 @@ test('site settings reach the boot menus and the image', async () => {
   await writeFile(join(site, 'site.json'), JSON.stringify({
     clustername: 'lab', initNodeName: 'alpha', boot: { label: 'Lab cluster', timeout: 7, kernelArgs: ['mitigations=off'] },
     iso: { volumeLabel: 'LAB_CLUSTER' }, cdsl: ['/etc/lab/', '/var/lib/lab.state'], initrdModules: ['virtio_net', 'ssi_compat'], ntp: true,
+    cvip: { cvips: [{ ip: '10.0.0.100', gateway: '10.0.0.1', directors: [{ node: 1, garpInterface: 'eth0' }] }] },
   }));
   const out = join(dir, 'lab.iso');
   const r = await buildCli(['--site', site, '--out', out]);
@@ -133,6 +134,9 @@ test('site settings reach the boot menus and the image', async () => {
   assert.match(conf, /^INIT_NODE_NAME=alpha$/m);
   assert.match(conf, /^NTP=on$/m);
   assert.is(layerCat(out, 'KNOPPIX2', 'etc/openssi/cdsl.site', dir), '/etc/lab/\n/var/lib/lab.state\n');
+  // The CVIPs in OpenSSI's XML, as the image's own reader takes them.
+  const cvip = layerCat(out, 'KNOPPIX2', 'cluster/etc/cvip.conf', dir);
+  assert.match(cvip.replace(/\s+/g, ''), /<cvips><routing>DR<\/routing><cvip><ip_addr>10\.0\.0\.100<\/ip_addr><gateway>10\.0\.0\.1<\/gateway><director_node><node_num>1<\/node_num><garp_interface>eth0<\/garp_interface><\/director_node><\/cvip><\/cvips>/);
   const image = join(dir, 'site-layer');
   execFileSync('xorriso', ['-osirrox', 'on', '-indev', out, '-extract', '/KNOPPIX/KNOPPIX2', image], { stdio: 'ignore' });
   const listing = execFileSync('unsquashfs', ['-lls', '-d', '', image], { encoding: 'utf8' });
@@ -197,6 +201,12 @@ test('bad input: one clear line, non-zero exit, nothing written, input untouched
   await rejected(['--site', badSite], /badsite\/site\.json: interconnect\.initNodeIp: must be an IPv4 address, got "10\.0\.0\.300"/, out);
   await writeFile(join(badSite, 'site.json'), JSON.stringify({ initrdModules: ['no_such_module'] }));
   await rejected(['--site', badSite], /site\.json: initrdModules: no_such_module: kernel \S+ has no such module/, out);
+  // The CVIPs are checked as every node checks /etc/cvip.conf (cvip-config), against the CD's
+  // clustertab: node 1 alone here.
+  await writeFile(join(badSite, 'site.json'), JSON.stringify({ cvip: { cvips: [{ ip: '10.0.0.100', directors: [{ node: 1 }, { node: 2 }] }] } }));
+  await rejected(['--site', badSite], /site\.json: cvip: director node 2 of CVIP 10\.0\.0\.100 is not in clustertab$/, out);
+  await writeFile(join(badSite, 'site.json'), JSON.stringify({ cvip: { cvips: [{ ip: '10.0.0.1', directors: [{ node: 1 }] }] } }));
+  await rejected(['--site', badSite], /site\.json: cvip: CVIP 10\.0\.0\.1 is node 1's own address$/, out);
   await rejected(['--bogus'], /Unknown option '--bogus'/, out);
   await rejected([], /missing host tools: .*mmdebstrap \(Debian package mmdebstrap\)/, out, { PATH: '/nonexistent' });
 });

@@ -339,10 +339,12 @@ test('a MAC that is not in clustertab gets no lease and never boots', async () =
   await cluster.kill('stranger');
 });
 
+/** A host outside the cluster (its MAC in no clustertab): the stranger, then the CVIP's client. */
+let stranger: Machine;
+
 test('a stranger on the interconnect (static 10.0.0.99, MAC not in clustertab) gets nothing; node 1 says so once', async () => {
-  const stranger = await cluster.bootStranger('stranger2', { mac: '52:54:00:00:09:99' });
-  // Stopped however the checks go: a stranger left running would be on the switch for the rest.
-  try {
+  stranger = await cluster.bootStranger('stranger2', { mac: '52:54:00:00:09:99' });
+  {
     // The NFS client's modules loaded first: once, under TCG beside eight other attempts, mount
     // reached its 10 s with nothing refused on node 1 (most likely still loading them).
     await stranger.succeed('ip link set eth0 up && ip addr add 10.0.0.99/8 dev eth0 && dropbearkey -t ed25519 -f /tmp/own >/dev/null && modprobe -a nfs nfsv4');
@@ -381,6 +383,68 @@ test('a stranger on the interconnect (static 10.0.0.99, MAC not in clustertab) g
     assert.match(await out(node1, "onnode 3 wget -q -O - 'http://10.0.0.1/cgi-bin/heartbeat?node=3&state=UP'"), /^2 UP node2$/m);
     assert.match(await out(node1, 'onnode 3 grep " /cluster " /proc/mounts'), /^10\.0\.0\.1:\/ \/cluster nfs4 /);
     assert.not.match(await out(node1, 'cat /etc/exports'), /insecure|10\.0\.0\.0\//, 'per member, no insecure');
+  }
+});
+
+/** cvip.conf with CVIP 10.0.0.100 directed by the given nodes, in that order. */
+const cvipConf = (directors: number[]) => ['<?xml version="1.0"?>', '<cvips>', '<routing>DR</routing>', '<cvip>', '<ip_addr>10.0.0.100</ip_addr>',
+  ...directors.map((n) => `<director_node><node_num>${n}</node_num></director_node>`), '</cvip>', '</cvips>'].map((l) => `'${l}'`).join(' ');
+/** Who answered N connections to the CVIP's port 8080, from the client: "count name" lines. */
+const answers = async (n: number) => out(stranger, `for i in $(seq ${n}); do wget -q -T 5 -t 1 -O - http://10.0.0.100:8080/ || echo failed; done | sort | uniq -c`, 240);
+/** The real servers node N's IPVS has for the CVIP's PORT. */
+const pool = async (n: number, port: number) => out(node1, `onnode ${n} ipvsadm -L -n -t 10.0.0.100:${port} | awk '$1 == "->" && $2 ~ /^10/ { print $2 }'`);
+
+test('CVIP: /etc/cvip.conf edited, then reloaded from node 2 (a bad one refused whole); 60 connections from a client outside the cluster are answered by the 3 nodes serving the port; a stopped service leaves the pool', async () => {
+  // Each node serves its name on 8080; nodes 1 and 2 serve a bigger file on 8081.
+  for (const n of [1, 2, 3]) {
+    await node1.succeed(`onnode ${n} sh -c 'mkdir -p /tmp/www /tmp/big && hostname > /tmp/www/index.html && busybox httpd -p 8080 -h /tmp/www'`);
+  }
+  for (const n of [1, 2]) await node1.succeed(`onnode ${n} sh -c 'seq 200000 > /tmp/big/big && busybox httpd -p 8081 -h /tmp/big'`);
+  // A director that is not a member: refused whole, in one line; nothing applied anywhere.
+  await node1.succeed(`printf '%s\\n' ${cvipConf([3, 9])} > /etc/cvip.conf`);
+  const refused = await node1.fail('onnode 2 invoke-rc.d openssi-cvip reload');
+  assert.match(refused, /^\/etc\/cvip\.conf: director node 9 of CVIP 10\.0\.0\.100 is not in clustertab$/m, refused);
+  assert.not.match(await out(node1, 'cvip'), /10\.0\.0\.100/);
+  await node1.succeed(`printf '%s\\n' ${cvipConf([3, 2])} > /etc/cvip.conf`);
+  assert.match(await out(node1, 'onnode 2 invoke-rc.d openssi-cvip reload', 60), /^openssi-cvip: \/etc\/cvip\.conf applied on nodes 1 2 3 $/m);
+  // Node 3, listed first, holds it; its IPVS balances 8080 over all three, 8081 over 1 and 2.
+  await node1.succeed("timeout 90 sh -c 'until cvip | grep -q \"^10.0.0.100 .* node 3 .* 8080 8081\"; do sleep 1; done'", 100);
+  // Only what a program chose to serve: not node 1's RPC daemons (ports the kernel handed out).
+  assert.match(await out(node1, 'cvip'), /^10\.0\.0\.100\s+3 2\s+node 3\s+8080 8081\s*$/m);
+  assert.match(await out(node1, 'nft list chain inet openssi input'), /ip daddr 10\.0\.0\.100 tcp dport \{ 8080, 8081 \} accept/);
+  await node1.succeed("timeout 60 sh -c 'until [ \"$(onnode 3 ipvsadm -L -n -t 10.0.0.100:8080 | grep -c \"^  ->\")\" = 3 ]; do sleep 1; done'", 70);
+  assert.equal((await pool(3, 8080)).split('\n'), ['10.0.0.1:8080', '10.0.0.2:8080', '10.0.0.3:8080']);
+  assert.equal((await pool(3, 8081)).split('\n'), ['10.0.0.1:8081', '10.0.0.2:8081']);
+  assert.match(await out(node1, 'getent hosts KNOPPIX-OpenSSI'), /^10\.0\.0\.100\s/, 'the clustername is the CVIP');
+  await stranger.succeed('ip link set eth0 up; ip addr replace 10.0.0.99/8 dev eth0');
+  const told = await answers(60);
+  for (const name of ['node1', 'node2', 'node3']) assert.match(told, new RegExp(`^\\s*20 ${name}$`, 'm'), told);
+  // Node 1 stops serving 8080: it leaves the pool within 10 s, and no connection goes to it.
+  await node1.succeed("pkill -f 'httpd -p 8080'");
+  const stopped = performance.now();
+  await node1.succeed("timeout 30 sh -c 'until ! onnode 3 ipvsadm -L -n -t 10.0.0.100:8080 | grep -q 10.0.0.1:8080; do sleep 0.5; done'", 40);
+  console.log(`    CVIP: node 1 out of the pool ${((performance.now() - stopped) / 1000).toFixed(1)} s after its service stopped`);
+  assert.ok((performance.now() - stopped) / 1000 <= 30);
+  assert.not.match(await answers(6), /node1|failed/);
+});
+
+test('CVIP: its director (node 3) killed: the client is answered again within seconds, a download begun before ends whole, node 3 leaves the pool', async () => {
+  try {
+    // 1.3 MB at 100 kB/s: running when node 3 goes; served by node 1 or 2, whichever IPVS chose.
+    await stranger.succeed('seq 200000 | md5sum > /tmp/want; (wget -q --limit-rate=100k -O /tmp/got http://10.0.0.100:8081/big; echo "exit $?" > /tmp/got.exit) > /dev/null 2>&1 &');
+    await stranger.succeed("timeout 20 sh -c 'until [ -s /tmp/got ]; do sleep 0.2; done'", 30);
+    await cluster.kill('node3');
+    const killed = performance.now();
+    await stranger.succeed("timeout 60 sh -c 'until wget -q -T 1 -t 1 -O /dev/null http://10.0.0.100:8080/; do :; done'", 70);
+    const back = (performance.now() - killed) / 1000;
+    console.log(`    CVIP: answered again ${back.toFixed(1)} s after its director was killed`);
+    assert.ok(back <= 15, `answered again after ${back.toFixed(1)} s`);
+    await stranger.succeed("timeout 90 sh -c 'until [ -e /tmp/got.exit ]; do sleep 0.5; done'", 100);
+    assert.is(await out(stranger, 'cat /tmp/got.exit'), 'exit 0');
+    assert.is(await out(stranger, 'md5sum < /tmp/got'), await out(stranger, 'cat /tmp/want'), 'the download whole');
+    await node1.succeed("timeout 60 sh -c 'until cvip | grep -q \"^10.0.0.100 .* node 2 \"; do sleep 1; done'", 70);
+    await node1.succeed("timeout 30 sh -c 'until ! onnode 2 ipvsadm -L -n -t 10.0.0.100:8080 | grep -q 10.0.0.3:8080; do sleep 0.5; done'", 40);
+    assert.not.match(await answers(6), /node3|failed/);
   } finally {
     await cluster.kill('stranger2');
   }
@@ -424,7 +488,7 @@ test('node 2 killed while a job moves to it: the job runs on on node 1, nothing 
   await node1.waitForConsole(/nodedown: node 2 \(node2\)/, 30);
   assert.ok((performance.now() - killed) / 1000 <= 30);
   assert.match(await out(node1, 'cluster -v'), /^2\s+node2\s+10\.0\.0\.2\s+DOWN$/m);
-  assert.is(await out(node1, 'cluster'), '1 3');
+  assert.is(await out(node1, 'cluster'), '1', 'node 3 has been down since the CVIP test');
   await node1.fail('onnode 2 true');
   assert.match((await node1.fail('migrate 2 1234')).trim(), /^migrate: node 2 is not up \(DOWN\)$/);
   // migrate learns it from the connection (no answer to keepalives), then resumes the job.
@@ -439,7 +503,7 @@ test('node 2 killed while a job moves to it: the job runs on on node 1, nothing 
   // A PXE node whose kernel or minirt fails to load reboots 10 s later and tries again (option
   // 211): room for one such retry.
   await node1.waitForConsole(/nodeup: node 2 \(node2\)/, 330);
-  assert.is(await out(node1, 'cluster'), '1 2 3');
+  assert.is(await out(node1, 'cluster'), '1 2');
   assert.is(await out(node1, 'onnode 2 hostname'), 'node2');
 }, 40));
 

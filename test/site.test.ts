@@ -50,6 +50,16 @@ test('each bad field is named with the file and the reason', () => {
   rejects({ initrdModules: ['a b'] }, /initrdModules: \[0\] must be kernel module names/);
   rejects({ initrdModules: 'ssi_compat' }, /initrdModules: must be a list/);
   rejects({ ntp: 'yes' }, /^x\/site\.json: ntp: must be true or false, got "yes"/);
+  rejects({ cvip: { routing: 'NAT' } }, /^x\/site\.json: cvip\.routing: must be DR/);
+  rejects({ cvip: { cvips: {} } }, /cvip\.cvips: must be a list/);
+  rejects({ cvip: { cvips: [{ ip: '10.0.0.300', directors: [{ node: 1 }] }] } }, /cvip\.cvips\[0\]\.ip: must be an IPv4 address/);
+  rejects({ cvip: { cvips: [{ ip: '10.0.0.100', directors: [] }] } }, /cvip\.cvips\[0\]\.directors: must list at least 1/);
+  rejects({ cvip: { cvips: [{ ip: '10.0.0.100', directors: [{ node: 0 }] }] } }, /cvip\.cvips\[0\]\.directors\[0\]\.node: must be a whole number from 1/);
+  rejects({ cvip: { cvips: [{ ip: '10.0.0.100', directors: [{ node: 1, garpInterface: 'eth 0' }] }] } }, /directors\[0\]\.garpInterface: must be an interface name/);
+  rejects({ cvip: { cvips: [{ ip: '10.0.0.100', director: [{ node: 1 }] }] } }, /cvip\.cvips\[0\]: unknown field 'director' \(known: ip, gateway, directors\)/);
+  assert.equal(validateSite({}).cvip, { routing: 'DR', cvips: [] });
+  assert.equal(validateSite({ cvip: { cvips: [{ ip: '10.0.0.100', directors: [{ node: 1 }] }] } }).cvip.cvips,
+    [{ ip: '10.0.0.100', gateway: '', directors: [{ node: 1, garpInterface: '', syncInterface: '' }] }]);
   assert.is(validateSite({}).ntp, false);
   assert.is(validateSite({ ntp: true }).ntp, true);
   assert.equal(validateSite({ cdsl: ['/etc/ssh/', '/var/lib/chrony'] }).cdsl, ['/etc/ssh/', '/var/lib/chrony']);

@@ -11,6 +11,16 @@ NETBOOT_DIR=/cluster/etc/netboot
 STATE_DIR=/run/openssi/state
 # on or off: NTP across the cluster (ssi-ntp); until set, the site's choice (NTP in cluster.conf).
 NTP_STATE=/cluster/etc/ntp
+# The CVIP settings this node applied (cvip-config's lines; README.CVIP), and the ports anyone may
+# reach a CVIP on here (the CVIP service's).
+# shellcheck disable=SC2034
+CVIP_APPLIED=/run/openssi/cvip.applied
+# shellcheck disable=SC2034
+CVIP_OPEN=/run/openssi/cvip.open
+# The cluster's own TCP services, never balanced or reachable through a CVIP: dropbear, node 1's
+# HTTP and NFS, rpcbind, DNS, mountd.
+# shellcheck disable=SC2034
+CVIP_PRIVATE_PORTS="22 53 80 111 2049 20048"
 
 die() {
 	echo "${0##*/}: $*" >&2
