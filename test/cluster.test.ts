@@ -102,7 +102,7 @@ test('docs and the demo are on the CD; the demo keeps all work on node 1', async
   }
   await node1.succeed('test -s /demo-proclb/README');
   // Three workers of a second each, started through loadlevel-exec: over a minute under TCG
-  // while repro.test builds beside (CI timed out at 60 s once).
+  // with the other core busy (CI timed out at 60 s once, with a build beside).
   const demo = await out('/demo-proclb/proclb 3 1', 180);
   assert.match(demo, /All 3 workers finished on node 1: all work stayed on one node \(3 on node 1\); 0 moves\./);
   assert.match(demo, /^Every worker computed the same checksum, moved or not\.$/m);

@@ -71,7 +71,7 @@ test('node 2 boots by PXE and joins: nodeup on node 1\'s console', () => cluster
   assert.match(tftp, /sent \S*netboot\/minirt\.gz to 10\.0\.0\.2/, tftp);
   // Its iPXE asked for an IPv6 router (it boots only once IPv6 is configured or given up on, 13 s
   // later) and node 1's radvd answered it (fe80:: + the EUI-64 of its MAC).
-  assert.match(await out(node1, 'grep "sending RA to" /var/log/radvd.log | tail -n 1'), /sending RA to fe80::5054:ff:fe00:202 on eth0/);
+  assert.match(await out(node1, 'grep "sending RA to" /var/log/radvd.log'), /sending RA to fe80::5054:ff:fe00:202 on eth0/);
   console.log(`    node 2: power-on to UP in ${t.node2Up.toFixed(1)} s: ${timelineOf(node2.serialLog)}`);
 }));
 
@@ -272,7 +272,11 @@ test('/demo-proclb: 4 workers started on node 1 spread to nodes 2 and 3 while th
   const text = await out(node1, '/demo-proclb/proclb 4 5', 600);
   const finished = [...text.matchAll(/^worker (\d+): finished on node (\d+) .*checksum (\d+)$/gm)];
   assert.is(finished.length, 4, text);
-  assert.equal(new Set(finished.map((m) => m[2]).filter((n) => n !== '1')), new Set(['2', '3']), `workers finished on nodes ${finished.map((m) => m[2]).join(', ')}:\n${text}`);
+  const spreadTo = new Set(finished.map((m) => m[2]).filter((n) => n !== '1'));
+  // Not spread: what each node's daemon was doing (twice node 3's load went stale for minutes).
+  const why = spreadTo.size === 2 ? '' : await node1.execute('date +%s; ls -l --time-style=+%s /cluster/var/lib/openssi/loads; '
+    + 'for n in 2 3; do echo "--- node $n"; onnode $n sh -c "pgrep -a -f loadleveld; tail -n 15 /var/log/openssi.log"; done', 120).then((r) => r.output);
+  assert.equal(spreadTo, new Set(['2', '3']), `workers finished on nodes ${finished.map((m) => m[2]).join(', ')}:\n${text}\n${why}`);
   assert.equal(new Set(finished.map((m) => m[3])), new Set([String(workerChecksum(5))]), text);
   assert.match(text, /^Work spread over \d nodes: .*; \d+ moves\.$/m);
   assert.match(text, /^Wall time: \d+ s/m);
@@ -406,7 +410,9 @@ test('CVIP: /etc/cvip.conf edited, then reloaded from node 2 (a bad one refused 
   assert.match(refused, /^\/etc\/cvip\.conf: director node 9 of CVIP 10\.0\.0\.100 is not in clustertab$/m, refused);
   assert.not.match(await out(node1, 'cvip'), /10\.0\.0\.100/);
   await node1.succeed(`printf '%s\\n' ${cvipConf([3, 2])} > /etc/cvip.conf`);
-  assert.match(await out(node1, 'onnode 2 invoke-rc.d openssi-cvip reload', 60), /^openssi-cvip: \/etc\/cvip\.conf applied on nodes 1 2 3 $/m);
+  // Each node applies it within its 2 s beat; with four VMs on this host's two cores and CPU
+  // stolen by its own host, a fresh-clone run once took over a minute.
+  assert.match(await out(node1, 'onnode 2 invoke-rc.d openssi-cvip reload', 180), /^openssi-cvip: \/etc\/cvip\.conf applied on nodes 1 2 3 $/m);
   // Node 3, listed first, holds it; its IPVS balances 8080 over all three, 8081 over 1 and 2.
   await node1.succeed("timeout 90 sh -c 'until cvip | grep -q \"^10.0.0.100 .* node 3 .* 8080 8081\"; do sleep 1; done'", 100);
   // Only what a program chose to serve: not node 1's RPC daemons (ports the kernel handed out).
