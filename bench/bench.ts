@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Cluster } from '../driver/cluster.ts';
+import type { Machine } from '../driver/machine.ts';
 import { singleNodeBoot } from '../driver/scenarios.ts';
 import { defaultSiteDir } from '../lib/paths.ts';
 import { timelineOf } from '../driver/timeline.ts';
@@ -186,18 +187,33 @@ async function defaultBench(peak: number[]): Promise<void> {
  * time with load levelling on against off (4 workers; the host has 2 cores for 3 VMs, so more
  * nodes give the work at most 2 host cores where 1 node had 1).
  */
-async function migrateBench(): Promise<void> {
-  const iso = join(work, 'migrate.iso');
+/** Powers on node N (added before, PXE) and waits for its nodeup on node 1's console. */
+async function joinNode(cluster: Cluster, node1: Machine, n: number): Promise<void> {
+  await cluster.bootNetNode(`node${n}`, { mac: `52:54:00:00:0${n}:0${n}`, protocol: 'pxe' });
+  await node1.waitForConsole(new RegExp(`nodeup: node ${n} `), 300);
+}
+
+/** A cluster of three from a fresh build of the default site: node 1 from the CD, 2 and 3 by PXE. */
+async function threeNodes(name: string): Promise<{ cluster: Cluster; node1: Machine }> {
+  const iso = join(work, `${name}.iso`);
   await build(['--out', iso]);
-  const cluster = await Cluster.start(iso, { dir: join(work, 'migrate-cluster'), accel: 'tcg' });
+  const cluster = await Cluster.start(iso, { dir: join(work, `${name}-cluster`), accel: 'tcg' });
   try {
     const node1 = await cluster.bootInitNode();
     for (const n of [2, 3]) {
-      const mac = `52:54:00:00:0${n}:0${n}`;
-      await node1.succeed(`ssi-addnode --node ${n} --mac ${mac} --ip 10.0.0.${n} --boot pxe --name node${n} --yes`);
-      await cluster.bootNetNode(`node${n}`, { mac, protocol: 'pxe' });
-      await node1.waitForConsole(new RegExp(`nodeup: node ${n} `), 300);
+      await node1.succeed(`ssi-addnode --node ${n} --mac 52:54:00:00:0${n}:0${n} --ip 10.0.0.${n} --boot pxe --name node${n} --yes`);
+      await joinNode(cluster, node1, n);
     }
+    return { cluster, node1 };
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+}
+
+async function migrateBench(): Promise<void> {
+  const { cluster, node1 } = await threeNodes('migrate');
+  try {
     // What the cluster's own services cost node 1 when nothing runs: its idle CPU and the
     // processes it starts a second, over 20 s (user-mode ticks are 1/100 s).
     const idle: number[] = [];
@@ -257,19 +273,8 @@ async function migrateBench(): Promise<void> {
  * back) for the next run.
  */
 async function cvipBench(): Promise<void> {
-  const iso = join(work, 'cvip.iso');
-  await build(['--out', iso]);
-  const cluster = await Cluster.start(iso, { dir: join(work, 'cvip-cluster'), accel: 'tcg' });
+  const { cluster, node1 } = await threeNodes('cvip');
   try {
-    const node1 = await cluster.bootInitNode();
-    const boot = async (n: number) => {
-      await cluster.bootNetNode(`node${n}`, { mac: `52:54:00:00:0${n}:0${n}`, protocol: 'pxe' });
-      await node1.waitForConsole(new RegExp(`nodeup: node ${n} `), 300);
-    };
-    for (const n of [2, 3]) {
-      await node1.succeed(`ssi-addnode --node ${n} --mac 52:54:00:00:0${n}:0${n} --ip 10.0.0.${n} --boot pxe --name node${n} --yes`);
-      await boot(n);
-    }
     const client = await cluster.bootStranger('client', { mac: '52:54:00:00:09:99' });
     await client.succeed('ip link set eth0 up && ip addr add 10.0.0.99/8 dev eth0');
     await node1.succeed("onall sh -c 'mkdir -p /tmp/www && hostname > /tmp/www/index.html && busybox httpd -p 8080 -h /tmp/www'");
@@ -285,7 +290,7 @@ async function cvipBench(): Promise<void> {
       await client.succeed("timeout 60 sh -c 'until wget -q -T 1 -t 1 -O /dev/null http://10.0.0.100:8080/; do :; done'", 70);
       failover.push((performance.now() - killed) / 1000);
       await node1.waitForConsole(/nodedown: node 2 /, 60);
-      await boot(2);
+      await joinNode(cluster, node1, 2);
     }
     rows.push({ metric: 'CVIP failover: director killed to answer', values: failover, unit: 's', goal: '≤ 5 s' });
   } finally {
