@@ -96,6 +96,10 @@ test('cluster -v lists 1, 2, 3 UP; onall and onnode run everywhere with output a
   await cluster.machines.get('node2')!.waitUntilSucceeds('test "$(cluster)" = "1 2 3"', 30);
   await cluster.machines.get('node3')!.waitUntilSucceeds('test "$(cluster)" = "1 2 3"', 30);
   assert.is(await out(cluster.machines.get('node3')!, 'onnode 2 cat /etc/nodename'), 'node2');
+  // Each member is an NFSv4 client of its own to node 1: under one name (all gave "Linux NFSv4.2
+  // (none)") node 1 dropped one's state for the other's, and /cluster hung on them by turns.
+  const clients = await out(node1, 'grep -l "^status: confirmed" /proc/fs/nfsd/clients/*/info | xargs grep -h "^name:" | sort');
+  assert.equal(clients.split('\n'), [2, 3].map((n) => `name: "Linux NFSv4.2 openssi-node${n}/node${n}"`), clients);
 });
 
 test('ssi-timesync resynchronises every node and reports each offset', async () => {
