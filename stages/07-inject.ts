@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { copyTree } from '../lib/fsutil.ts';
 import { packLayer } from './layer.ts';
@@ -44,10 +44,15 @@ export const inject = {
     // A remaster's added Debian packages first: our files (their settings) go over them.
     const added = await readPackagesInfo(ctx.from('packages'));
     await copyTree(join(ctx.from('packages'), 'tree'), tree);
+    const hideLines = (await readFile(join(overlaysDir, 'openssi.hide'), 'utf8')).split('\n');
+    // What a pattern names among the added packages goes too (their own start links: a base
+    // without dnsmasq gets Debian's runlevel-2 link with the package).
+    const addedFiles = await readdir(tree, { recursive: true });
+    for (const path of hiddenPaths(hideLines.filter((l) => l.includes('*')), addedFiles)) await rm(join(tree, path));
     await copyTree(join(overlaysDir, 'openssi'), tree, { modes: 'git' });
     await copyTree(join(ctx.from('modules'), 'tree'), tree);
     await nodeOneCdslFolders(tree, (await readFile(join(tree, 'etc', 'openssi', 'cdsl'), 'utf8')).split('\n'));
-    const hide = [...added.whiteouts, ...hiddenPaths((await readFile(join(overlaysDir, 'openssi.hide'), 'utf8')).split('\n'), await readBaseFiles(ctx.from('unpack')))];
+    const hide = [...added.whiteouts, ...hiddenPaths(hideLines, await readBaseFiles(ctx.from('unpack')))];
     const kernel = await readUnpackInfo(ctx.from('unpack'));
     // A replacement kernel's modules came with the modules stage; the base's go out of sight.
     if (kernel.kernelVersion !== kernel.baseKernelVersion) hide.push(`/${kernel.imageModulesDir}/${kernel.baseKernelVersion}`);

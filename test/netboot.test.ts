@@ -96,6 +96,7 @@ test('cluster -v lists 1, 2, 3 UP; onall and onnode run everywhere with output a
   await cluster.machines.get('node2')!.waitUntilSucceeds('test "$(cluster)" = "1 2 3"', 30);
   await cluster.machines.get('node3')!.waitUntilSucceeds('test "$(cluster)" = "1 2 3"', 30);
   assert.is(await out(cluster.machines.get('node3')!, 'onnode 2 cat /etc/nodename'), 'node2');
+  assert.is(await out(node1, 'onall sh -c "pidof dnsmasq > /dev/null && echo serves || echo none"'), 'serves\nnone\nnone', 'DHCP and TFTP on node 1 only');
   // Each member is an NFSv4 client of its own to node 1: under one name (all gave "Linux NFSv4.2
   // (none)") node 1 dropped one's state for the other's, and /cluster hung on them by turns.
   const clients = await out(node1, 'grep -l "^status: confirmed" /proc/fs/nfsd/clients/*/info | xargs grep -h "^name:" | sort');
