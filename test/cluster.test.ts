@@ -177,7 +177,10 @@ test('ssi-addnode refuses each bad answer and writes nothing', async () => {
 });
 
 test('a valid ssi-addnode writes clustertab, DHCP host entry, boot file, name; a taken MAC is refused', async () => {
+  const dhcp = await out('pidof dnsmasq');
   await node1.succeed('ssi-addnode --node 2 --mac 52:54:00:00:00:02 --ip 10.0.0.2 --boot pxe --name node2 --yes');
+  // dnsmasq restarted, so that it reads the new host entry (invoke-rc.d had silently done nothing).
+  assert.is.not(await out('pidof dnsmasq'), dhcp, 'dnsmasq restarted');
   assert.match(await node1.succeed('cat /etc/clustertab'), /^2\t10\.0\.0\.2\t52:54:00:00:00:02\tP\t0\t$/m);
   assert.match(await out('cat /cluster/etc/dhcp-hosts'), /^52:54:00:00:00:02,set:pxe,10\.0\.0\.2,node2$/m);
   assert.match(await out('cat /srv/tftp/pxelinux.cfg/01-52-54-00-00-00-02'), /KERNEL netboot\/linux\n.*initrd=netboot\/minirt\.gz .*openssi\.node=2 openssi\.ip=10\.0\.0\.2 openssi\.prefix=8 openssi\.name=node2/);
