@@ -425,7 +425,7 @@ test('CVIP: /etc/cvip.conf edited, then reloaded from node 2 (a bad one refused 
   // Only what a program chose to serve: not node 1's RPC daemons (ports the kernel handed out).
   assert.match(await out(node1, 'cvip'), /^10\.0\.0\.100\s+3 2\s+node 3\s+8080 8081\s*$/m);
   assert.match(await out(node1, 'nft list chain inet openssi input'), /ip daddr 10\.0\.0\.100 tcp dport \{ 8080, 8081 \} accept/);
-  await node1.succeed("timeout 60 sh -c 'until [ \"$(onnode 3 ipvsadm -L -n -t 10.0.0.100:8080 | grep -c \"^  ->\")\" = 3 ]; do sleep 1; done'", 70);
+  await node1.succeed("timeout 60 sh -c 'until [ \"$(onnode 3 ipvsadm -L -n -t 10.0.0.100:8080 | grep -c \"^  -> 10\\.\")\" = 3 ]; do sleep 1; done'", 70);
   assert.equal((await pool(3, 8080)).split('\n'), ['10.0.0.1:8080', '10.0.0.2:8080', '10.0.0.3:8080']);
   assert.equal((await pool(3, 8081)).split('\n'), ['10.0.0.1:8081', '10.0.0.2:8081']);
   assert.match(await out(node1, 'getent hosts KNOPPIX-OpenSSI'), /^10\.0\.0\.100\s/, 'the clustername is the CVIP');
