@@ -19,12 +19,12 @@ import { userlandPackages } from './userland.ts';
 export const defaultBase = {
   suite: 'bookworm',
   variant: 'minbase',
-  // The kernel, sysvinit (KNOPPIX's init), what the OpenSSI userland runs, criu, which moves
-  // running processes between nodes (a remaster without it places them at start only), and
-  // chrony for NTP across the cluster (a remaster without it keeps ssi-timesync alone); radvd so
-  // that a netbooting iPXE need not wait for IPv6 router discovery (README, "Netboot");
-  // keepalived and ipvsadm for the CVIP (README.CVIP; a remaster without them has no CVIP).
-  packages: ['linux-image-amd64', 'sysvinit-core', ...userlandPackages.map((p) => p[0]), 'criu', 'chrony', 'radvd', 'keepalived', 'ipvsadm'],
+  // The kernel, sysvinit (KNOPPIX's init), what the OpenSSI userland runs (radvd among it, so
+  // that a netbooting iPXE need not wait for IPv6 router discovery), criu, which moves running
+  // processes between nodes (a remaster without it places them at start only), and chrony for
+  // NTP across the cluster (a remaster without it keeps ssi-timesync alone); keepalived and
+  // ipvsadm for the CVIP (README.CVIP; a remaster without them has no CVIP).
+  packages: ['linux-image-amd64', 'sysvinit-core', ...userlandPackages.map((p) => p[0]), 'criu', 'chrony', 'keepalived', 'ipvsadm'],
   // Documentation and translations make the CD bigger and the build slower, and nobody reads
   // them on a cluster node; copyright files stay.
   pathExclude: ['/usr/share/man/*', '/usr/share/doc/*', '/usr/share/locale/*', '/usr/share/info/*'],

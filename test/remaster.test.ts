@@ -166,6 +166,9 @@ async function clusterFrom(iso: string, name: string, firmware: 'bios' | 'uefi',
       assert.match(await node2.succeed('readlink /etc/nodename'), /\{nodenum\}/, 'CDSL on node 2');
       await node2.succeed('echo from-node2 > /cluster/remaster-check');
       assert.is((await node1.succeed('cat /cluster/remaster-check')).trim(), 'from-node2', '/cluster shared');
+      // The base had no radvd; the one the layer brought answered the PXE ROM's iPXE, which
+      // would otherwise wait 13 s for an IPv6 router before it boots.
+      if (protocol === 'pxe') assert.match(await node1.succeed('grep "sending RA to" /var/log/radvd.log'), /sending RA to fe80::5054:ff:fe00:202 on eth0/);
     });
   } finally {
     await cluster.stop();
