@@ -215,7 +215,7 @@ test('migrate: a job holding 64 MiB moves from node 1 to 2 (run on node 1) and t
   const name = await startJob('/tmp/job.relay');
   assert.is(await out(node1, `where_pid ${name}`), '1');
   const first = await out(node1, `migrate 2 ${name}`, 120);
-  assert.match(first, new RegExp(`^migrate: job ${name} moved from node 1 to node 2 \\(pid \\d+ there\\); frozen \\d+\\.\\d+ s$`, 'm'), first);
+  assert.match(first, new RegExp(`^migrate: job ${name} moved from node 1 to node 2 \\(pid \\d+ there\\); frozen \\d+\\.\\d+ s, move \\d+\\.\\d+ s$`, 'm'), first);
   assert.is(await out(node1, `where_pid ${name}`), '2');
   assert.is(await out(node1, `onnode 3 where_pid ${name}`), '2', 'the same name on every node');
   assert.is(await out(node1, "pgrep -x python3 || echo none"), 'none', 'no copy left on node 1');
