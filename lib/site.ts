@@ -19,6 +19,9 @@ export interface SiteConfig {
   initrdModules: string[];
   /** NTP across the cluster from boot (chrony; README.ntp); ssi-ntp turns it on or off later. */
   ntp: boolean;
+  /** Node 1's NFS export for hosts outside the cluster, through the CVIP (README.nfs-server);
+   * clients '' leaves it off. ssi-nfs-server changes it later. */
+  nfsServer: { clients: string; export: string };
   /** The CVIPs (README.CVIP), rendered to /etc/cvip.conf in OpenSSI's XML. */
   cvip: {
     routing: string;
@@ -63,6 +66,13 @@ export const siteSchema: Rule = {
     initrdModules: { kind: 'strings', pattern: /^[A-Za-z0-9_-]{1,64}$/, why: 'kernel module names (letters, digits, _ and -)', default: [] },
     cdsl: { kind: 'strings', pattern: /^\/(?!.*(^|\/)\.\.?(\/|$))(?!(proc|sys|dev|cluster|run)(\/|$))[A-Za-z0-9._+\/-]{1,200}$/, why: 'absolute paths outside /proc, /sys, /dev, /run and /cluster, without . or ..', default: [] },
     ntp: { kind: 'boolean', default: false },
+    nfsServer: {
+      kind: 'object',
+      fields: {
+        clients: { kind: 'string', pattern: new RegExp(`^$|^${ipv4.source.slice(1, -1)}(/([0-9]|[12]\\d|3[0-2]))?$`), why: 'an IPv4 address or network (A.B.C.D/N), or empty for no export', default: '' },
+        export: { kind: 'string', pattern: /^\/cluster(\/(?!\.\.?(\/|$))[A-Za-z0-9._+-]+)+$/, why: 'a folder inside /cluster, without . or ..', default: '/cluster/export' },
+      },
+    },
     cvip: {
       kind: 'object',
       fields: {

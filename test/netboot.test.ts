@@ -441,6 +441,33 @@ test('CVIP: /etc/cvip.conf edited, then reloaded from node 2 (a bad one refused 
   assert.not.match(await answers(6), /node1|failed/);
 });
 
+test('NFS server behind the CVIP: ssi-nfs-server on for the client; it mounts it (/cluster/export) through the CVIP, reads and writes there (root squashed), sees nothing above it; off: no new mount', async () => {
+  assert.match(await node1.fail('ssi-nfs-server on 10.0.0.999'), /^ssi-nfs-server: clients '10\.0\.0\.999' is not an IPv4 address or network/m);
+  assert.match(await node1.fail('ssi-nfs-server on 10.0.0.99 /etc'), /^ssi-nfs-server: folder '\/etc' is not inside \/cluster$/m);
+  assert.match(await out(node1, 'ssi-nfs-server'), /: off$/);
+  assert.match(await out(node1, 'onnode 2 ssi-nfs-server on 10.0.0.99'), /^ssi-nfs-server: \/cluster\/export exported to 10\.0\.0\.99$/m);
+  await node1.succeed('echo from-the-cluster > /cluster/export/hello');
+  // Node 1 tells its NFS among its ports within its 2 s beat; the director, node 3, balances the
+  // CVIP's 2049 to node 1 alone.
+  await node1.succeed("timeout 90 sh -c 'until cvip | grep -q \"^10.0.0.100 .* node 3 .*2049\"; do sleep 1; done'", 100);
+  await node1.succeed("timeout 60 sh -c 'until onnode 3 ipvsadm -L -n -t 10.0.0.100:2049 | grep -q \"^  -> 10.0.0.1:2049\"; do sleep 1; done'", 70);
+  assert.equal((await pool(3, 2049)).split('\n'), ['10.0.0.1:2049']);
+  assert.match(await out(node1, 'nft list table inet openssi'), /ip daddr 10\.0\.0\.100 tcp dport 2049 dnat ip to 10\.0\.0\.1/);
+  const mount = 'mount -t nfs4 -o vers=4.2,proto=tcp,soft,timeo=50,retrans=2';
+  // The client's NFSv4 root is the folder: nothing above it, of /cluster, is there to see.
+  await stranger.succeed(`mkdir -p /mnt/nfs && timeout 90 ${mount} 10.0.0.100:/ /mnt/nfs`, 100);
+  assert.is(await out(stranger, 'ls -A /mnt/nfs'), 'hello');
+  assert.is(await out(stranger, 'cat /mnt/nfs/hello'), 'from-the-cluster');
+  await stranger.succeed('echo from-outside > /mnt/nfs/outside && sync');
+  assert.is(await out(node1, 'onnode 2 cat /cluster/export/outside'), 'from-outside');
+  assert.is(await out(node1, 'stat -c %U /cluster/export/outside'), 'nobody', 'root on the client is nobody here');
+  await stranger.fail('echo no > /mnt/nfs/hello'); // nobody may not change what root wrote
+  await stranger.succeed('umount /mnt/nfs');
+  assert.match(await out(node1, 'ssi-nfs-server off'), /^ssi-nfs-server: off$/m);
+  await stranger.fail(`timeout 30 ${mount} 10.0.0.100:/ /mnt/nfs`, 40);
+  assert.not.match(await out(stranger, 'mount'), / \/mnt\/nfs /);
+});
+
 test('CVIP: its director (node 3) killed: the client is answered again within seconds, a download begun before ends whole, node 3 leaves the pool', async () => {
   try {
     // 1.3 MB at 100 kB/s: running when node 3 goes; served by node 1 or 2, whichever IPVS chose.

@@ -61,6 +61,13 @@ test('each bad field is named with the file and the reason', () => {
   assert.equal(validateSite({ cvip: { cvips: [{ ip: '10.0.0.100', directors: [{ node: 1 }] }] } }).cvip.cvips,
     [{ ip: '10.0.0.100', gateway: '', directors: [{ node: 1, garpInterface: '', syncInterface: '' }] }]);
   assert.is(validateSite({}).ntp, false);
+  assert.equal(validateSite({}).nfsServer, { clients: '', export: '/cluster/export' });
+  assert.equal(validateSite({ nfsServer: { clients: '192.168.1.0/24', export: '/cluster/projects/a' } }).nfsServer, { clients: '192.168.1.0/24', export: '/cluster/projects/a' });
+  rejects({ nfsServer: { clients: '10.0.0.999' } }, /^x\/site\.json: nfsServer\.clients: must be an IPv4 address or network/);
+  rejects({ nfsServer: { clients: '10.0.0.0/33' } }, /nfsServer\.clients: must be/);
+  rejects({ nfsServer: { clients: '10.0.0.99', export: '/etc' } }, /nfsServer\.export: must be a folder inside \/cluster/);
+  rejects({ nfsServer: { clients: '10.0.0.99', export: '/cluster/../etc' } }, /nfsServer\.export: must be a folder inside \/cluster/);
+  rejects({ nfsServer: { clients: '10.0.0.99', export: '/cluster' } }, /nfsServer\.export: must be a folder inside \/cluster/);
   assert.is(validateSite({ ntp: true }).ntp, true);
   assert.equal(validateSite({ cdsl: ['/etc/ssh/', '/var/lib/chrony'] }).cdsl, ['/etc/ssh/', '/var/lib/chrony']);
 });

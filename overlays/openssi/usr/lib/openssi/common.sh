@@ -11,6 +11,9 @@ NETBOOT_DIR=/cluster/etc/netboot
 STATE_DIR=/run/openssi/state
 # on or off: NTP across the cluster (ssi-ntp); until set, the site's choice (NTP in cluster.conf).
 NTP_STATE=/cluster/etc/ntp
+# The NFS export for hosts outside the cluster (ssi-nfs-server; README.nfs-server): one line,
+# "CLIENTS FOLDER", or "off"; until set, the site's choice (NFS_SERVER_* in cluster.conf).
+NFS_SERVER_STATE=/cluster/etc/nfs-server
 # The CVIP settings this node applied (cvip-config's lines; README.CVIP), and the ports anyone may
 # reach a CVIP on here (the CVIP service's).
 # shellcheck disable=SC2034
@@ -196,6 +199,33 @@ up_nodes() {
 }
 
 # ntp_state: on or off, NTP across the cluster (README.ntp).
+# nfs_server_export: "CLIENTS FOLDER" of the export for hosts outside the cluster, or nothing.
+nfs_server_export() {
+	read_file "$NFS_SERVER_STATE" nse_line || nse_line="${NFS_SERVER_CLIENTS:-} ${NFS_SERVER_EXPORT:-}"
+	case "$nse_line" in
+		off | ' '* | *' ') ;;
+		*) echo "$nse_line" ;;
+	esac
+}
+
+# valid_nfs_export CLIENTS FOLDER: whether they are an export ssi-nfs-server may set up: an IPv4
+# address or network (A.B.C.D/N) and a folder inside /cluster (no . or .. part). Else says why.
+valid_nfs_export() {
+	if ! echo "$1" | grep -Eq '^([0-9]{1,3}\.){3}[0-9]{1,3}(/([0-9]|[12][0-9]|3[0-2]))?$' ||
+		[ "$(echo "${1%/*}" | awk -F . '$1 < 256 && $2 < 256 && $3 < 256 && $4 < 256')" != "${1%/*}" ]; then
+		echo "clients '$1' is not an IPv4 address or network (A.B.C.D/N)" >&2
+		return 1
+	fi
+	case "$2" in
+		/cluster/?*) ;;
+		*) echo "folder '$2' is not inside /cluster" >&2; return 1 ;;
+	esac
+	case "$2/" in
+		*/./* | */../* | *//*) echo "folder '$2' has an empty, . or .. part" >&2; return 1 ;;
+		*[!A-Za-z0-9._/+-]*) echo "folder '$2' has a character other than letters, digits and ._+-" >&2; return 1 ;;
+	esac
+}
+
 ntp_state() {
 	read_file "$NTP_STATE" ns_state || ns_state=${NTP:-off}
 	echo "$ns_state"
