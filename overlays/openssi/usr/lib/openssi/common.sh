@@ -14,6 +14,8 @@ NTP_STATE=/cluster/etc/ntp
 # The NFS export for hosts outside the cluster (ssi-nfs-server; README.nfs-server): one line,
 # "CLIENTS FOLDER", or "off"; until set, the site's choice (NFS_SERVER_* in cluster.conf).
 NFS_SERVER_STATE=/cluster/etc/nfs-server
+# An IPv4 address, each part 0-255 (grep -E).
+IPV4_RE='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}'
 # The CVIP settings this node applied (cvip-config's lines; README.CVIP), and the ports anyone may
 # reach a CVIP on here (the CVIP service's).
 # shellcheck disable=SC2034
@@ -198,24 +200,20 @@ up_nodes() {
 	return 0
 }
 
-# ntp_state: on or off, NTP across the cluster (README.ntp).
-# nfs_server_export: "CLIENTS FOLDER" of the export for hosts outside the cluster, or nothing.
-nfs_server_export() {
-	read_file "$NFS_SERVER_STATE" nse_line || nse_line="${NFS_SERVER_CLIENTS:-} ${NFS_SERVER_EXPORT:-}"
-	case "$nse_line" in
-		off | ' '* | *' ') ;;
-		*) echo "$nse_line" ;;
+# read_nfs_export: NFS_EXPORT := "CLIENTS FOLDER" of the export for hosts outside the cluster, or
+# nothing; read by the shell alone (the CVIP service looks every 2 s).
+read_nfs_export() {
+	read_file "$NFS_SERVER_STATE" NFS_EXPORT || NFS_EXPORT="${NFS_SERVER_CLIENTS:-} ${NFS_SERVER_EXPORT:-}"
+	case "$NFS_EXPORT" in
+		off | ' '* | *' ') NFS_EXPORT="" ;;
 	esac
 }
 
 # valid_nfs_export CLIENTS FOLDER: whether they are an export ssi-nfs-server may set up: an IPv4
 # address or network (A.B.C.D/N) and a folder inside /cluster (no . or .. part). Else says why.
 valid_nfs_export() {
-	if ! echo "$1" | grep -Eq '^([0-9]{1,3}\.){3}[0-9]{1,3}(/([0-9]|[12][0-9]|3[0-2]))?$' ||
-		[ "$(echo "${1%/*}" | awk -F . '$1 < 256 && $2 < 256 && $3 < 256 && $4 < 256')" != "${1%/*}" ]; then
-		echo "clients '$1' is not an IPv4 address or network (A.B.C.D/N)" >&2
-		return 1
-	fi
+	echo "$1" | grep -Eqx "$IPV4_RE(/([0-9]|[12][0-9]|3[0-2]))?" ||
+		{ echo "clients '$1' is not an IPv4 address or network (A.B.C.D/N)" >&2; return 1; }
 	case "$2" in
 		/cluster/?*) ;;
 		*) echo "folder '$2' is not inside /cluster" >&2; return 1 ;;
@@ -226,6 +224,7 @@ valid_nfs_export() {
 	esac
 }
 
+# ntp_state: on or off, NTP across the cluster (README.ntp).
 ntp_state() {
 	read_file "$NTP_STATE" ns_state || ns_state=${NTP:-off}
 	echo "$ns_state"
