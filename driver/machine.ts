@@ -191,7 +191,7 @@ export class Machine {
     this.child.stdin!.write(text);
   }
 
-  /** Waits for the root shell, then quiets kernel messages so they do not mix into output. */
+  /** Waits for the root shell (returns its seconds since power-on), quiets kernel messages so they do not mix into output, then waits for the node's start to end. */
   async waitForShell(timeoutSec = 180): Promise<number> {
     await this.waitForConsole(/root@[\w-]+:[^\n]*# /, timeoutSec);
     const seconds = (performance.now() - this.startedAt) / 1000;
@@ -199,6 +199,9 @@ export class Machine {
     // and no job-control notice ("[1]+ Done ...") of a command's background job lands in a later
     // command's output (set +m).
     await this.succeed('stty tab0 <&1; dmesg -n 1; set +m');
+    // The services that start beside the shell (/etc/openssi/later.d) have ended when
+    // /run/boot-done is there: checks start from a node whose start is over.
+    await this.succeed('i=0; while [ -x /etc/init.d/knoppix-autoconfig ] && [ ! -e /run/boot-done ] && [ $i -lt 240 ]; do sleep 0.5; i=$((i+1)); done; [ $i -lt 240 ]', 150);
     return seconds;
   }
 
