@@ -271,6 +271,11 @@ is_number() {
 # it started with, cluster-wide.
 JOBS=/cluster/var/lib/openssi/jobs
 
+# Below this much resident memory a job moves without a pre-copy (job-checkpoint --pre): its
+# whole checkpoint is quick, and a pre-copy would add a criu run and a copy on a busy node.
+# shellcheck disable=SC2034 # for job-checkpoint
+PRECOPY_MIN_KIB=8192
+
 # job_where NAME: "node pid id" of the movable job NAME, or nothing.
 job_where() {
 	applet cat "$JOBS/pid/$1" 2>/dev/null || true
