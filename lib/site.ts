@@ -76,7 +76,7 @@ export const siteSchema: Rule = {
     cvip: {
       kind: 'object',
       fields: {
-        routing: { kind: 'string', pattern: /^DR$/, why: 'DR (LVS direct routing; NAT is not on this CD yet)', default: 'DR' },
+        routing: { kind: 'string', pattern: /^(DR|NAT)$/, why: 'DR or NAT (README.CVIP)', default: 'DR' },
         cvips: {
           kind: 'list',
           min: 0,

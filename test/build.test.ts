@@ -207,6 +207,8 @@ test('bad input: one clear line, non-zero exit, nothing written, input untouched
   await rejected(['--site', badSite], /site\.json: cvip: director node 2 of CVIP 10\.0\.0\.100 is not in clustertab$/, out);
   await writeFile(join(badSite, 'site.json'), JSON.stringify({ cvip: { cvips: [{ ip: '10.0.0.1', directors: [{ node: 1 }] }] } }));
   await rejected(['--site', badSite], /site\.json: cvip: CVIP 10\.0\.0\.1 is node 1's own address$/, out);
+  await writeFile(join(badSite, 'site.json'), JSON.stringify({ cvip: { routing: 'NAT', cvips: [{ ip: '192.168.1.10', directors: [{ node: 1, garpInterface: 'eth1' }] }] } }));
+  await rejected(['--site', badSite], /site\.json: cvip: CVIP 192\.168\.1\.10 is not a host address of the interconnect 10\.0\.0\.0\/8, which NAT routing needs \(a public CVIP: DR\)$/, out);
   await rejected(['--bogus'], /Unknown option '--bogus'/, out);
   await rejected([], /missing host tools: .*mmdebstrap \(Debian package mmdebstrap\)/, out, { PATH: '/nonexistent' });
 });

@@ -397,12 +397,18 @@ test('a stranger on the interconnect (static 10.0.0.99, MAC not in clustertab) g
 });
 
 /** cvip.conf with CVIP 10.0.0.100 directed by the given nodes, in that order. */
-const cvipConf = (directors: number[]) => ['<?xml version="1.0"?>', '<cvips>', '<routing>DR</routing>', '<cvip>', '<ip_addr>10.0.0.100</ip_addr>',
+const cvipConf = (directors: number[], routing = 'DR') => ['<?xml version="1.0"?>', '<cvips>', `<routing>${routing}</routing>`, '<cvip>', '<ip_addr>10.0.0.100</ip_addr>',
   ...directors.map((n) => `<director_node><node_num>${n}</node_num></director_node>`), '</cvip>', '</cvips>'].map((l) => `'${l}'`).join(' ');
 /** Who answered N connections to the CVIP's port 8080, from the client: "count name" lines. */
 const answers = async (n: number) => out(stranger, `for i in $(seq ${n}); do wget -q -T 5 -t 1 -O - http://10.0.0.100:8080/ || echo failed; done | sort | uniq -c`, 240);
 /** The real servers node N's IPVS has for the CVIP's PORT. */
 const pool = async (n: number, port: number) => out(node1, `onnode ${n} ipvsadm -L -n -t 10.0.0.100:${port} | awk '$1 == "->" && $2 ~ /^10/ { print $2 }'`);
+
+/**
+ * Node N's IPVS has the CVIP's port 8080 going to 3 nodes, forwarded as HOW says (Route, Masq),
+ * each with a weight: its health check passed (keepalived's alpha: weight 0 until then).
+ */
+const poolOfThree = async (n: number, how: string) => node1.succeed(`timeout 60 sh -c 'until [ "$(onnode ${n} ipvsadm -L -n -t 10.0.0.100:8080 | grep -c "^  -> 10\\..* ${how}  *[1-9]")" = 3 ]; do sleep 1; done'`, 70);
 
 test('CVIP: /etc/cvip.conf edited, then reloaded from node 2 (a bad one refused whole); 60 connections from a client outside the cluster are answered by the 3 nodes serving the port; a stopped service leaves the pool', async () => {
   // Each node serves its name on 8080; nodes 1 and 2 serve a bigger file on 8081.
@@ -425,7 +431,7 @@ test('CVIP: /etc/cvip.conf edited, then reloaded from node 2 (a bad one refused 
   // Only what a program chose to serve: not node 1's RPC daemons (ports the kernel handed out).
   assert.match(await out(node1, 'cvip'), /^10\.0\.0\.100\s+3 2\s+node 3\s+8080 8081\s*$/m);
   assert.match(await out(node1, 'nft list chain inet openssi input'), /ip daddr 10\.0\.0\.100 tcp dport \{ 8080, 8081 \} accept/);
-  await node1.succeed("timeout 60 sh -c 'until [ \"$(onnode 3 ipvsadm -L -n -t 10.0.0.100:8080 | grep -c \"^  -> 10\\.\")\" = 3 ]; do sleep 1; done'", 70);
+  await poolOfThree(3, 'Route');
   assert.equal((await pool(3, 8080)).split('\n'), ['10.0.0.1:8080', '10.0.0.2:8080', '10.0.0.3:8080']);
   assert.equal((await pool(3, 8081)).split('\n'), ['10.0.0.1:8081', '10.0.0.2:8081']);
   assert.match(await out(node1, 'getent hosts KNOPPIX-OpenSSI'), /^10\.0\.0\.100\s/, 'the clustername is the CVIP');
@@ -439,6 +445,37 @@ test('CVIP: /etc/cvip.conf edited, then reloaded from node 2 (a bad one refused 
   console.log(`    CVIP: node 1 out of the pool ${((performance.now() - stopped) / 1000).toFixed(1)} s after its service stopped`);
   assert.ok((performance.now() - stopped) / 1000 <= 30);
   assert.not.match(await answers(6), /node1|failed/);
+});
+
+test('CVIP by NAT: cvip.conf says NAT, reloaded: the director hands each connection to a node with the CVIP as its source; 30 connections answered by the 3 nodes; DR again', async () => {
+  await node1.succeed('busybox httpd -p 8080 -h /tmp/www');
+  await node1.succeed(`printf '%s\\n' ${cvipConf([3, 2], 'NAT')} > /etc/cvip.conf`);
+  const reloaded = await out(node1, 'invoke-rc.d openssi-cvip reload', 180);
+  assert.match(reloaded, /^openssi-cvip: \/etc\/cvip\.conf applied on nodes 1 2 3$/m, reloaded);
+  assert.match(await out(node1, 'cvip'), /^Routing: NAT$/m);
+  // Only the director holds the CVIP: a node answers it over the interconnect.
+  assert.not.match(await out(node1, 'ip -4 -o addr show dev lo'), /10\.0\.0\.100/);
+  try {
+    await poolOfThree(3, 'Masq');
+    // In order, not counted: a failure shows when it came.
+    const told = (await out(stranger, 'for i in $(seq 30); do wget -q -T 5 -t 1 -O - http://10.0.0.100:8080/ || echo failed; done', 240)).split('\n');
+    for (const name of ['node1', 'node2', 'node3']) assert.is(told.filter((t) => t === name).length, 10, told.join(' '));
+    // A download under way: the node serving it sees the CVIP as its client, not the client itself.
+    await stranger.succeed('(wget -q --limit-rate=50k -O /dev/null http://10.0.0.100:8081/big; echo "exit $?" > /tmp/nat.exit) > /dev/null 2>&1 &');
+    await new Promise((r) => setTimeout(r, 3000));
+    const peers = await out(node1, 'for n in 1 2; do onnode $n ss -H -t -n state established; done | grep ":8081 " || true');
+    assert.match(peers, /[\s:]10\.0\.0\.100\]?:\d+\s*$/m, peers); // [::ffff:10.0.0.100]: httpd listens on IPv6 too
+    assert.not.match(peers, /10\.0\.0\.99/, peers);
+    await stranger.succeed("timeout 60 sh -c 'until [ -e /tmp/nat.exit ]; do sleep 0.5; done'", 70);
+    assert.is(await out(stranger, 'cat /tmp/nat.exit'), 'exit 0');
+  } finally {
+    // Back to DR for what follows, even after a failure: every node holds the CVIP on lo again.
+    await node1.succeed(`printf '%s\\n' ${cvipConf([3, 2])} > /etc/cvip.conf`);
+    assert.match(await out(node1, 'invoke-rc.d openssi-cvip reload', 180), /applied on nodes 1 2 3$/m);
+  }
+  assert.match(await out(node1, 'ip -4 -o addr show dev lo'), /10\.0\.0\.100\/32/);
+  await poolOfThree(3, 'Route');
+  assert.not.match(await answers(3), /failed/);
 });
 
 test('NFS server behind the CVIP: ssi-nfs-server on for the client; it mounts it (/cluster/export) through the CVIP, reads and writes there (root squashed), sees nothing above it; off: no new mount', async () => {

@@ -50,7 +50,8 @@ test('each bad field is named with the file and the reason', () => {
   rejects({ initrdModules: ['a b'] }, /initrdModules: \[0\] must be kernel module names/);
   rejects({ initrdModules: 'ssi_compat' }, /initrdModules: must be a list/);
   rejects({ ntp: 'yes' }, /^x\/site\.json: ntp: must be true or false, got "yes"/);
-  rejects({ cvip: { routing: 'NAT' } }, /^x\/site\.json: cvip\.routing: must be DR/);
+  rejects({ cvip: { routing: 'TUN' } }, /^x\/site\.json: cvip\.routing: must be DR or NAT/);
+  assert.is(validateSite({ cvip: { routing: 'NAT' } }).cvip.routing, 'NAT');
   rejects({ cvip: { cvips: {} } }, /cvip\.cvips: must be a list/);
   rejects({ cvip: { cvips: [{ ip: '10.0.0.300', directors: [{ node: 1 }] }] } }, /cvip\.cvips\[0\]\.ip: must be an IPv4 address/);
   rejects({ cvip: { cvips: [{ ip: '10.0.0.100', directors: [] }] } }, /cvip\.cvips\[0\]\.directors: must list at least 1/);
