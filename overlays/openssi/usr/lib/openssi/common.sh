@@ -270,6 +270,13 @@ is_number() {
 # and checkpoints; JOBS/pid/<name> says where it runs now: "node pid id", its name being the PID
 # it started with, cluster-wide.
 JOBS=/cluster/var/lib/openssi/jobs
+# Each node's load as its loadleveld publishes it (LOADS/node<N>), and the moves under way to a
+# node: LOADS/incoming/<N>.<name>, "moving T" while migrate runs, then "arrived T" (seconds since
+# the epoch). A node's published load is smoothed: it shows a job in full only seconds after it
+# came, so every node counts a move to it in its load meanwhile (MOSIX added a sent process to its
+# estimate of the target at once).
+# shellcheck disable=SC2034 # for migrate and loadleveld
+LOADS=/cluster/var/lib/openssi/loads
 
 # Below this much resident memory a job moves without a pre-copy (job-checkpoint --pre): its
 # whole checkpoint is quick, and a pre-copy would add a criu run and a copy on a busy node.
