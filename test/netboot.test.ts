@@ -399,8 +399,10 @@ test('a stranger on the interconnect (static 10.0.0.99, MAC not in clustertab) g
 /** cvip.conf with CVIP 10.0.0.100 directed by the given nodes, in that order. */
 const cvipConf = (directors: number[], routing = 'DR') => ['<?xml version="1.0"?>', '<cvips>', `<routing>${routing}</routing>`, '<cvip>', '<ip_addr>10.0.0.100</ip_addr>',
   ...directors.map((n) => `<director_node><node_num>${n}</node_num></director_node>`), '</cvip>', '</cvips>'].map((l) => `'${l}'`).join(' ');
+/** N connections to the CVIP's port 8080 from the client, as a shell loop: a name or "failed" a line. */
+const askCvip = (n: number) => `for i in $(seq ${n}); do wget -q -T 5 -t 1 -O - http://10.0.0.100:8080/ || echo failed; done`;
 /** Who answered N connections to the CVIP's port 8080, from the client: "count name" lines. */
-const answers = async (n: number) => out(stranger, `for i in $(seq ${n}); do wget -q -T 5 -t 1 -O - http://10.0.0.100:8080/ || echo failed; done | sort | uniq -c`, 240);
+const answers = async (n: number) => out(stranger, `${askCvip(n)} | sort | uniq -c`, 240);
 /** The real servers node N's IPVS has for the CVIP's PORT. */
 const pool = async (n: number, port: number) => out(node1, `onnode ${n} ipvsadm -L -n -t 10.0.0.100:${port} | awk '$1 == "->" && $2 ~ /^10/ { print $2 }'`);
 
@@ -458,7 +460,7 @@ test('CVIP by NAT: cvip.conf says NAT, reloaded: the director hands each connect
   try {
     await poolOfThree(3, 'Masq');
     // In order, not counted: a failure shows when it came.
-    const told = (await out(stranger, 'for i in $(seq 30); do wget -q -T 5 -t 1 -O - http://10.0.0.100:8080/ || echo failed; done', 240)).split('\n');
+    const told = (await out(stranger, askCvip(30), 240)).split('\n');
     for (const name of ['node1', 'node2', 'node3']) assert.is(told.filter((t) => t === name).length, 10, told.join(' '));
     // A download under way: the node serving it sees the CVIP as its client, not the client itself.
     await stranger.succeed('(wget -q --limit-rate=50k -O /dev/null http://10.0.0.100:8081/big; echo "exit $?" > /tmp/nat.exit) > /dev/null 2>&1 &');
