@@ -5,39 +5,61 @@ import { walk } from './hash.ts';
 import { projectRoot } from './paths.ts';
 
 /**
+ * What git says of the checkout, read once for many dates: the time of the last commit that
+ * touched each file (newest first, as `git log` walks), and the paths that differ from it
+ * (modified or untracked), relative to the project root.
+ */
+export interface RepoFacts { commitTimes: Map<string, number>; dirty: string[] }
+
+export async function repoFacts(): Promise<RepoFacts> {
+  const commitTimes = new Map<string, number>();
+  const log = await execa('git', ['log', '--format=format:%x01%ct', '--name-only', '-z'], { cwd: projectRoot, reject: false });
+  if (log.exitCode !== 0) return { commitTimes, dirty: [] }; // not a git checkout: times alone
+  let time = 0;
+  for (const token of log.stdout.split('\0')) {
+    let file = token;
+    if (token.startsWith('\x01')) {
+      const [ct, first = ''] = token.slice(1).split('\n');
+      time = Number(ct);
+      file = first;
+    }
+    if (file && !commitTimes.has(file)) commitTimes.set(file, time);
+  }
+  const status = await execa('git', ['status', '--porcelain', '-z', '--untracked-files=all'], { cwd: projectRoot });
+  return { commitTimes, dirty: status.stdout.split('\0').filter((rec) => rec.length > 3).map((rec) => rec.slice(3)) };
+}
+
+/**
  * The time stamped on everything a stage makes. SOURCE_DATE_EPOCH wins when set; otherwise the
  * newest of the stage's inputs: for files git tracks unchanged, the time of the last commit that
- * touched them (the same on every clone); for anything else, its modification time.
+ * touched them (the same on every clone); for anything else (what git ignores, such as the cache
+ * where upstream stages' outputs lie, files outside the checkout, changed or untracked files), its
+ * modification time. `facts` lets a caller that dates many inputs ask git once.
  */
-export async function inputsEpoch(paths: readonly string[]): Promise<number> {
+export async function inputsEpoch(paths: readonly string[], facts?: RepoFacts): Promise<number> {
   const fromEnv = process.env.SOURCE_DATE_EPOCH;
   if (fromEnv !== undefined && fromEnv !== '') {
     if (!/^\d+$/.test(fromEnv)) throw new Error(`SOURCE_DATE_EPOCH must be whole seconds, got '${fromEnv}'`);
     return Number(fromEnv);
   }
+  const { commitTimes, dirty } = facts ?? (await repoFacts());
   let newest = 0;
-  const underRoot = paths.filter((p) => !relative(projectRoot, p).startsWith('..'));
-  // What git ignores (the cache, where upstream stages' outputs lie) has no commit time: its
-  // own times count, wherever the cache is (a cache in the checkout gave another epoch, so
-  // another ISO, than one in /tmp, once the base was newer than the last commit).
-  const ignored = underRoot.length === 0 ? undefined : await execa('git', ['check-ignore', '-z', '--stdin'], {
-    cwd: projectRoot, input: underRoot.map((p) => relative(projectRoot, p)).join('\0'), reject: false,
-  });
-  const ignoredPaths = new Set(ignored?.exitCode === 0 ? ignored.stdout.split('\0').filter(Boolean).map((r) => resolve(projectRoot, r)) : []);
-  const inRepo = underRoot.filter((p) => !ignoredPaths.has(resolve(p)));
-  const outside = paths.filter((p) => !inRepo.includes(p));
-  const dirty = new Set<string>();
-  if (inRepo.length > 0) {
-    const git = await execa('git', ['log', '-1', '--format=%ct', '--', ...inRepo], { cwd: projectRoot, reject: false });
-    if (git.exitCode === 0 && /^\d+$/.test(git.stdout.trim())) {
-      newest = Number(git.stdout.trim());
-      const status = await execa('git', ['status', '--porcelain', '-z', '--untracked-files=all', '--', ...inRepo], { cwd: projectRoot });
-      for (const rec of status.stdout.split('\0')) if (rec.length > 3) dirty.add(`${projectRoot}/${rec.slice(3)}`);
-    } else {
-      outside.push(...inRepo); // not a git checkout: fall back to modification times
+  const byTime: string[] = [];
+  for (const p of paths) {
+    const rel = relative(projectRoot, resolve(p));
+    const inside = (f: string) => rel === '' || f === rel || f.startsWith(`${rel}/`);
+    let tracked = false;
+    if (!rel.startsWith('..')) {
+      for (const [file, time] of commitTimes) {
+        if (!inside(file)) continue;
+        tracked = true;
+        newest = Math.max(newest, time);
+      }
     }
+    if (!tracked) byTime.push(p);
+    else byTime.push(...dirty.filter(inside).map((f) => resolve(projectRoot, f)));
   }
-  for (const p of [...outside, ...dirty]) newest = Math.max(newest, await newestMtime(p));
+  for (const p of byTime) newest = Math.max(newest, await newestMtime(p));
   return newest || 315532800; // 1980-01-01: the floor of FAT and zip dates, if nothing has a time
 }
 

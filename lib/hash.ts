@@ -62,3 +62,11 @@ export async function pathDigest(path: string, o: { modes?: 'all' | 'git' } = {}
   }
   return hash.digest('hex');
 }
+
+/**
+ * One digest of several files' or folders' contents (pathDigest each, in order): for a stage's
+ * key, of what it reads in an upstream stage's output, whose files' times are that build's.
+ */
+export async function contentsDigest(paths: string[]): Promise<string> {
+  return textDigest(JSON.stringify(await Promise.all(paths.map((p) => pathDigest(p)))));
+}

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { inputsEpoch } from './epoch.ts';
+import { inputsEpoch, repoFacts } from './epoch.ts';
 import { pathDigest, textDigest } from './hash.ts';
 import { requireTools } from './exec.ts';
 import { moduleSources, sourcesDigest } from './sources.ts';
@@ -45,9 +45,10 @@ export interface Stage<Options> {
   /** What it reads; `upstream(name)` is the output folder of a stage in `after`, for inputs read from there. */
   inputs(options: Options, upstream: (stage: string) => string): StageInputs | Promise<StageInputs>;
   /**
-   * The key is the declared inputs alone, not the upstream stages' keys: the inputs name all the
-   * stage reads from upstream, so builds from other bases reuse its output (a kernel module
-   * compiled for a kernel serves every base with that kernel).
+   * The key is the declared inputs, not the upstream stages' keys: the inputs name all the stage
+   * reads from upstream, so builds from other bases reuse its output (a kernel module compiled
+   * for a kernel serves every base with that kernel). Upstream stages keyed by their inputs too
+   * still count, by key and date: their keys name exactly what they made, whatever the base.
    */
   keyedByInputs?: boolean;
   run(ctx: StageContext<Options>): Promise<void>;
@@ -60,6 +61,8 @@ export interface StageRecord {
   cached: boolean;
   seconds: number;
   dir: string;
+  /** Whether its key is its declared inputs alone (Stage.keyedByInputs). */
+  keyedByInputs: boolean;
 }
 
 interface Recorded { key: string; epoch: number }
@@ -84,6 +87,10 @@ export async function runStages<Options>(
   requireTools([...new Set(applicable.flatMap((s) => s.tools))]);
   requireHostFiles([...new Set(applicable.flatMap((s) => s.hostFiles ?? []))]);
   const done = new Map<string, StageRecord>();
+  // Every stage's import graph at once (esbuild works them out in parallel; each is kept for
+  // its stage's key below), and its code dated from one look at git.
+  for (const stage of applicable) moduleSources(stage.module).catch(() => {});
+  const repo = await repoFacts();
   let pruning: Promise<void> | undefined;
   let index = 0;
   for (const stage of applicable) {
@@ -100,10 +107,10 @@ export async function runStages<Options>(
       return rec.dir;
     };
     const declared = await stage.inputs(options, upstreamDir);
-    const upstream = stage.keyedByInputs ? [] : upstreamAll;
+    const upstream = stage.keyedByInputs ? upstreamAll.filter((u) => u.keyedByInputs) : upstreamAll;
     const fileDigests = await Promise.all(declared.files.map((f) => pathDigest(f)));
     const code = await moduleSources(stage.module);
-    const ownEpoch = await inputsEpoch([...declared.files, ...code.files]);
+    const ownEpoch = await inputsEpoch([...declared.files, ...code.files], repo);
     const epoch = Math.max(ownEpoch, ...upstream.map((u) => u.epoch));
     const key = textDigest(JSON.stringify({
       stage: stage.name,
@@ -122,7 +129,7 @@ export async function runStages<Options>(
       await utimes(complete, now, now); // marks it recently used, for pruning
       const seconds = (performance.now() - started) / 1000;
       print(`${label} cached  ${seconds.toFixed(1).padStart(6)} s  ${stage.summary}`);
-      done.set(stage.name, { name: stage.name, key, epoch, cached: true, seconds, dir });
+      done.set(stage.name, { name: stage.name, key, epoch, cached: true, seconds, dir, keyedByInputs: Boolean(stage.keyedByInputs) });
       continue;
     }
     print(`${label} running ...      ${stage.summary}`);
@@ -159,7 +166,7 @@ export async function runStages<Options>(
     }
     const seconds = (performance.now() - started) / 1000;
     print(`${label} built   ${seconds.toFixed(1).padStart(6)} s  ${stage.summary}`);
-    done.set(stage.name, { name: stage.name, key, epoch, cached: false, seconds, dir });
+    done.set(stage.name, { name: stage.name, key, epoch, cached: false, seconds, dir, keyedByInputs: Boolean(stage.keyedByInputs) });
   }
   if (settings.prune) await (pruning ?? pruneCache(settings.cacheDir, done));
   return done;

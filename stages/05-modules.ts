@@ -9,6 +9,7 @@ import { modinfo, moduleName, readModule, readModuleIndex, vermagicSample } from
 import { addModules, binIndexNames, moduleFacts, textIndexNames, type BinIndexes, type ModuleFacts, type TextIndexes } from '../iso/kmod-index.ts';
 import { sourceModules } from './04-kbuild.ts';
 import { readUnpackInfo } from './handoff.ts';
+import { contentsDigest } from '../lib/hash.ts';
 
 /** The site's prebuilt modules: each .ko named, and every .ko in each folder named. */
 export async function siteModuleFiles(siteDir: string, paths: string[]): Promise<string[]> {
@@ -53,9 +54,23 @@ export const modules = {
   summary: "kernel modules on the CD: ssi_compat and the site's, vermagic checked, the kernel's indexes with them in",
   after: ['unpack', 'kbuild'],
   tools: [],
-  inputs: async (o) => ({
-    files: await siteModuleFiles(o.siteDir, o.site.modules),
-  }),
+  // What it reads of the base's kernel, not the base: every base with that kernel reuses it.
+  keyedByInputs: true,
+  inputs: async (o, upstream) => {
+    const info = await readUnpackInfo(upstream('unpack'));
+    const baseModules = join(upstream('unpack'), info.modulesDir);
+    // A replacement kernel's whole tree goes on the CD: the site's package it came from counts.
+    const replaced = info.kernelVersion !== info.baseKernelVersion && o.site.kernel;
+    const read = replaced ? [] : [...textIndexNames, ...binIndexNames, vermagicSample(await readModuleIndex(baseModules))].map((f) => join(baseModules, f));
+    return {
+      files: [...await siteModuleFiles(o.siteDir, o.site.modules), ...(replaced ? [resolve(o.siteDir, replaced)] : [])],
+      params: {
+        kver: info.kernelVersion, baseKernelVersion: info.baseKernelVersion, imageModulesDir: info.imageModulesDir,
+        // The kernel's indexes in unpack's output, by contents alone (not dated: unpack made them).
+        read: await contentsDigest(read),
+      },
+    };
+  },
   async run(ctx) {
     const unpackDir = ctx.from('unpack');
     const info = await readUnpackInfo(unpackDir);

@@ -27,6 +27,18 @@ export function hiddenPaths(lines: string[], baseFiles: string[]): string[] {
 }
 
 /**
+ * What the layer takes from the base: the base's files openssi.hide names, and with a
+ * replacement kernel (whose modules came with the modules stage) the base's own modules tree.
+ */
+async function baseFacts(unpackDir: string): Promise<{ hidden: string[] }> {
+  const hideLines = (await readFile(join(overlaysDir, 'openssi.hide'), 'utf8')).split('\n');
+  const hidden = hiddenPaths(hideLines, await readBaseFiles(unpackDir));
+  const kernel = await readUnpackInfo(unpackDir);
+  if (kernel.kernelVersion !== kernel.baseKernelVersion) hidden.push(`/${kernel.imageModulesDir}/${kernel.baseKernelVersion}`);
+  return { hidden };
+}
+
+/**
  * The OpenSSI layer: overlays/openssi, the kernel modules, and for a remaster the Debian packages
  * the base lacked, in their own squashfs over the base.
  */
@@ -36,8 +48,13 @@ export const inject = {
   summary: "the OpenSSI layer: overlays/openssi (userland, boot scripts, docs), the modules, a remaster's added packages",
   after: ['unpack', 'modules', 'packages'],
   tools: ['mksquashfs'],
-  inputs: () => ({
+  // modules and packages count by their keys (keyed by their inputs too); of unpack's record,
+  // what is used below: another base with that kernel, those packages and those hidden files
+  // reuses the layer.
+  keyedByInputs: true,
+  inputs: async (_o, upstream) => ({
     files: [join(overlaysDir, 'openssi'), join(overlaysDir, 'openssi.hide')],
+    params: await baseFacts(upstream('unpack')),
   }),
   async run(ctx) {
     const tree = join(ctx.out, 'tree');
@@ -52,10 +69,7 @@ export const inject = {
     await copyTree(join(overlaysDir, 'openssi'), tree, { modes: 'git' });
     await copyTree(join(ctx.from('modules'), 'tree'), tree);
     await nodeOneCdslFolders(tree, (await readFile(join(tree, 'etc', 'openssi', 'cdsl'), 'utf8')).split('\n'));
-    const hide = [...added.whiteouts, ...hiddenPaths(hideLines, await readBaseFiles(ctx.from('unpack')))];
-    const kernel = await readUnpackInfo(ctx.from('unpack'));
-    // A replacement kernel's modules came with the modules stage; the base's go out of sight.
-    if (kernel.kernelVersion !== kernel.baseKernelVersion) hide.push(`/${kernel.imageModulesDir}/${kernel.baseKernelVersion}`);
-    await packLayer(tree, ctx.out, ctx.epoch, hide);
+    const { hidden } = await baseFacts(ctx.from('unpack'));
+    await packLayer(tree, ctx.out, ctx.epoch, [...added.whiteouts, ...hidden]);
   },
 } satisfies Stage<BuildOptions>;

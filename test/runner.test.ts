@@ -2,7 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
 import { chmod, cp, mkdir, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
-import { inputsEpoch } from '../lib/epoch.ts';
+import { inputsEpoch, repoFacts } from '../lib/epoch.ts';
+import { execFileSync } from 'node:child_process';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runStages, type Stage } from '../lib/runner.ts';
@@ -58,6 +59,41 @@ test('a stage reruns only when its inputs or an upstream stage change', async ()
   assert.equal(calls, ['first', 'second'], '--no-cache reruns everything');
 });
 
+test('a stage keyed by its inputs skips a new upstream key, but not one of a stage keyed by its inputs too', async () => {
+  // base stands for the user's ISO (its key changes with every new file); kernel for what a
+  // stage reads of it (keyed by that); layer reads kernel's output and is keyed by its inputs.
+  const dir = await scratch('keyed-');
+  const made: string[] = [];
+  const base: Stage<Opts> = {
+    name: 'base', module: import.meta.url, summary: 'the base', after: [], tools: [],
+    inputs: (o) => ({ files: [o.input] }),
+    async run(ctx) { made.push('base'); await writeFile(join(ctx.out, 'kver'), (await readFile(ctx.options.input, 'utf8')).split(' ')[0]); },
+  };
+  const kernel: Stage<Opts> = {
+    name: 'kernel', module: import.meta.url, summary: 'what is read of the base', after: ['base'], tools: [], keyedByInputs: true,
+    inputs: (_o, upstream) => ({ files: [join(upstream('base'), 'kver')] }),
+    async run(ctx) { made.push('kernel'); await writeFile(join(ctx.out, 'ko'), `module for ${await readFile(join(ctx.from('base'), 'kver'), 'utf8')}`); },
+  };
+  const layer: Stage<Opts> = {
+    name: 'layer', module: import.meta.url, summary: 'reads the kernel stage', after: ['kernel'], tools: [], keyedByInputs: true,
+    inputs: () => ({ files: [] }),
+    async run(ctx) { made.push('layer'); await writeFile(join(ctx.out, 'layer'), await readFile(join(ctx.from('kernel'), 'ko'))); },
+  };
+  const input = join(dir, 'iso');
+  const build = async (text: string) => {
+    await writeFile(input, text);
+    made.length = 0;
+    const r = await runStages([base, kernel, layer], { input }, { cacheDir: join(dir, 'cache'), ...quiet });
+    return readFile(join(r.get('layer')!.dir, 'layer'), 'utf8');
+  };
+  assert.is(await build('6.1 first'), 'module for 6.1');
+  assert.equal(made, ['base', 'kernel', 'layer']);
+  assert.is(await build('6.1 another ISO, same kernel'), 'module for 6.1');
+  assert.equal(made, ['base'], 'another base with that kernel: both reused');
+  assert.is(await build('6.5 a newer kernel'), 'module for 6.5', 'a stage keyed by inputs upstream counts by its key');
+  assert.equal(made, ['base', 'kernel', 'layer']);
+});
+
 test('a stage reruns when an input file\'s mode changes, not only its executable bit', async () => {
   const cache = await scratch('cache-');
   const input = join(await scratch('input-'), 'input');
@@ -109,6 +145,16 @@ test('an input the checkout ignores (its cache) counts by its own time, as it wo
     assert.is(await inputsEpoch([outside, code]), later);
   } finally {
     await rm(inCheckout, { recursive: true, force: true });
+  }
+});
+
+test('a tracked input is dated by the last commit that touched it, as git log -1 says, from one look at git', async () => {
+  const facts = await repoFacts();
+  for (const paths of [['lib/paths.ts'], ['modules'], ['lib/paths.ts', 'modules', 'iso']]) {
+    const clean = execFileSync('git', ['status', '--porcelain', '--', ...paths], { cwd: projectRoot, encoding: 'utf8' }) === '';
+    if (!clean) continue; // an edited checkout: those count by their times instead
+    const want = Number(execFileSync('git', ['log', '-1', '--format=%ct', '--', ...paths], { cwd: projectRoot, encoding: 'utf8' }).trim());
+    assert.is(await inputsEpoch(paths.map((p) => join(projectRoot, p)), facts), want, paths.join(' '));
   }
 });
 
