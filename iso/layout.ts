@@ -207,3 +207,25 @@ export async function readBaseIso(iso: string): Promise<BaseIso> {
   if (!entry) throw new UserError(`--base ${iso}: no boot menu names a kernel that is on the CD (menus: ${menus.join(', ') || 'none'})`);
   return { layout: knoppix ? 'knoppix' : 'debian-live', volumeId: await isoVolumeId(iso), images, menus, kernel: entry.kernel, initrd: entry.initrd };
 }
+
+/** The checksum lists live CDs carry, best first: KNOPPIX's, live-build's md5 and sha256 lists. */
+export const checksumLists = ['KNOPPIX/md5sums', 'md5sum.txt', 'sha256sum.txt'];
+
+/**
+ * What a live ISO's own checksum lists (`md5sum`/`sha256sum` output: "HEX  PATH", the path
+ * relative to the CD's root, with or without ./ or a leading * for binary mode) say of each
+ * file, as hex digests by ISO path: md5 where a list has it, else sha256. A line that is not a
+ * digest is passed over; a list that is not there gives nothing.
+ */
+export async function listedChecksums(iso: string, extents: IsoExtent[]): Promise<Map<string, string>> {
+  const sums = new Map<string, string>();
+  for (const list of checksumLists) {
+    const text = (await readIsoFile(iso, list, extents))?.toString('latin1') ?? '';
+    const length = list.startsWith('sha256') ? 64 : 32;
+    for (const line of text.split('\n')) {
+      const m = /^([0-9a-f]+) [ *](?:\.\/|\/)?(.+?)\r?$/i.exec(line);
+      if (m && m[1].length === length && !sums.has(m[2])) sums.set(m[2], m[1].toLowerCase());
+    }
+  }
+  return sums;
+}

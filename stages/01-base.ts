@@ -7,7 +7,7 @@ import { fileDigest } from '../lib/hash.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage } from '../lib/runner.ts';
 import { makeSquashfs } from '../iso/squashfs.ts';
-import { copyExtent, imageFormat, readBaseIso, readIsoFile, type BaseIso } from '../iso/layout.ts';
+import { checksumLists, copyExtent, imageFormat, isoExtents, listedChecksums, readBaseIso, readIsoFile, type BaseIso } from '../iso/layout.ts';
 import { bzImageRelease } from '../iso/kernel.ts';
 import { extractCloop } from '../iso/cloop.ts';
 import { UserError } from '../lib/errors.ts';
@@ -57,11 +57,17 @@ async function remasterBase(iso: string, out: string, log: (m: string) => void):
     rootImage = { file: 'root.img', offset: 0, format: inner };
   } else throw new UserError(`--base ${iso}: ${lowest.path} is neither squashfs nor cloop (${lowest.format})`);
   log(`${found.layout} layout, kernel ${kver}, ${found.images.map((i) => `${i.path} (${i.format})`).join(', ')}`);
-  // netboot.list carries each image's md5; read once here, not on every rebuild of the layers.
-  const imageMd5 = Object.fromEntries(await Promise.all(found.images.map(async (i) => [i.path, await rangeMd5(iso, i.offset, i.size)])));
+  // netboot.list carries each image's checksum, which netbooted nodes check what they load
+  // against: the one the CD's own checksum list gives (made when the CD was mastered, so a bad
+  // download or burn is caught too, and no gigabyte is read here), else its md5, read once here.
+  const listed = await listedChecksums(iso, await isoExtents(iso, ''));
+  const imageChecksums: Record<string, string> = {};
+  for (const i of found.images) imageChecksums[i.path] = listed.get(i.path) ?? await rangeMd5(iso, i.offset, i.size);
+  const fromLists = found.images.filter((i) => listed.has(i.path)).map((i) => i.path);
+  if (fromLists.length) log(`checksums of ${fromLists.join(', ')} from the CD's own list (${checksumLists.join(' or ')})`);
   return {
     layout: found.layout, kernelVersion: kver, kernel: 'linux', rootImage, packages: [],
-    source: `remastered from ${iso}`, remaster: { ...found, iso, imageMd5 },
+    source: `remastered from ${iso}`, remaster: { ...found, iso, imageChecksums },
   };
 }
 

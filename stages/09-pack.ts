@@ -68,7 +68,7 @@ export const pack = {
     await mkdir(join(tree, 'openssi'), { recursive: true });
     await writeNetbootList(join(tree, netbootListPath), {
       kernel: 'boot/isolinux/linux', initrd: 'boot/isolinux/minirt.gz',
-      images: ['KNOPPIX/KNOPPIX', 'KNOPPIX/KNOPPIX1', 'KNOPPIX/KNOPPIX2'].map((path) => ({ path, format: 'squashfs', md5: md5.get(path)! })),
+      images: ['KNOPPIX/KNOPPIX', 'KNOPPIX/KNOPPIX1', 'KNOPPIX/KNOPPIX2'].map((path) => ({ path, format: 'squashfs', checksum: md5.get(path)! })),
     });
     const volumeLabel = ctx.options.site.iso.volumeLabel;
     await makeGrubEfi(join(work, 'BOOTX64.EFI'), volumeLabel, work);

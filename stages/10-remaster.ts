@@ -5,7 +5,7 @@ import { walk } from '../lib/hash.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage, StageContext } from '../lib/runner.ts';
 import { extractCloop, makeCloop } from '../iso/cloop.ts';
-import { copyExtent, imageFormat, isoExtents, menuInitrds, readIsoFile, type BaseIso, type IsoExtent } from '../iso/layout.ts';
+import { checksumLists, copyExtent, imageFormat, isoExtents, menuInitrds, readIsoFile, type BaseIso, type IsoExtent } from '../iso/layout.ts';
 import { addKernelArgs, ensureTimeout, isTopMenu, menuFormat } from '../iso/menus.ts';
 import { mergeLayer } from '../iso/overlay.ts';
 import { extractRoot, type RootImage } from '../iso/rootfs.ts';
@@ -186,18 +186,18 @@ async function initrdFiles(ctx: StageContext<BuildOptions>, base: Base, menuText
  * What node 1 serves its netbooted nodes (openssi/netboot.list and the project's minirt): the
  * base's kernel, our netboot minirt built against it, and the root images as this CD stacks them.
  */
-async function netbootFiles(ctx: StageContext<BuildOptions>, base: Base, images: { files: IsoFile[]; remove: string[] }, work: string): Promise<IsoFile[]> {
+async function netbootFiles(ctx: StageContext<BuildOptions>, base: Base, images: { files: IsoFile[]; remove: string[] }, digest: Digest, work: string): Promise<IsoFile[]> {
   const stack: NetbootImage[] = [];
   const format = (f: string) => (f === 'cloop' ? 'cloop' : 'squashfs');
   const replaced = new Map(images.files.map((f) => [f.path, f.source]));
   for (const image of base.images) {
     if (images.remove.includes(image.path)) continue;
     const source = replaced.get(image.path);
-    stack.push({ path: image.path, format: format(image.format), md5: source ? await fileDigest(source, 'md5') : base.imageMd5[image.path] });
+    stack.push({ path: image.path, format: format(image.format), checksum: source ? await digest(source, 'md5') : base.imageChecksums[image.path] });
   }
   for (const f of images.files) {
     if (!/\.squashfs$|KNOPPIX\d*$/.test(f.path) || base.images.some((i) => i.path === f.path)) continue;
-    stack.push({ path: f.path, format: format(base.images[0].format), md5: await fileDigest(f.source, 'md5') });
+    stack.push({ path: f.path, format: format(base.images[0].format), checksum: await digest(f.source, 'md5') });
   }
   const minirt = join(work, 'netboot', 'minirt.gz');
   await mkdir(dirname(minirt), { recursive: true });
@@ -212,6 +212,56 @@ async function netbootFiles(ctx: StageContext<BuildOptions>, base: Base, images:
   const list = join(work, 'netboot.list');
   await writeNetbootList(list, { kernel: base.kernel, initrd: 'openssi/netboot/minirt.gz', images: stack });
   return [{ source: minirt, path: 'openssi/netboot/minirt.gz' }, { source: list, path: netbootListPath }];
+}
+
+/** A file's digest by algorithm, each file read once for each algorithm asked for. */
+type Digest = (file: string, algorithm: 'md5' | 'sha256') => Promise<string>;
+
+function digests(): Digest {
+  const seen = new Map<string, Promise<string>>();
+  return (file, algorithm) => {
+    const key = `${algorithm} ${file}`;
+    if (!seen.has(key)) seen.set(key, fileDigest(file, algorithm));
+    return seen.get(key)!;
+  };
+}
+
+/**
+ * The base's own checksum lists (KNOPPIX/md5sums, live-build's md5sum.txt and sha256sum.txt),
+ * kept true for the new CD, as KNOPPIX's `testcd` and live-boot's `verify-checksums` check the
+ * CD against them: what this remaster adds or replaces gets its checksum (in the list's own
+ * path spelling), what it removes goes, and every other line stays as the base had it.
+ */
+async function checksumListFiles(base: Base, extents: IsoExtent[], files: IsoFile[], remove: string[], digest: Digest, work: string): Promise<IsoFile[]> {
+  const lists: IsoFile[] = [];
+  const changed = new Map(files.filter((f) => !checksumLists.includes(f.path)).map((f) => [f.path, f.source]));
+  for (const list of checksumLists) {
+    const text = (await readIsoFile(base.iso, list, extents))?.toString('latin1');
+    if (text === undefined || files.some((f) => f.path === list)) continue; // none, or the site's own
+    const algorithm = list.startsWith('sha256') ? 'sha256' : 'md5';
+    const listed = new Set<string>();
+    let prefix = '';
+    const lines: string[] = [];
+    for (const line of text.split('\n').filter(Boolean)) {
+      const m = /^([0-9a-f]+) ([ *])(\.\/|\/)?(.+)$/i.exec(line);
+      const path = m?.[4];
+      if (!m || !path) {
+        lines.push(line);
+        continue;
+      }
+      prefix = m[3] ?? '';
+      listed.add(path);
+      if (remove.includes(path)) continue;
+      const source = changed.get(path);
+      lines.push(source ? `${await digest(source, algorithm)} ${m[2]}${prefix}${path}` : line);
+    }
+    for (const [path, source] of changed) if (!listed.has(path)) lines.push(`${await digest(source, algorithm)}  ${prefix}${path}`);
+    const source = join(work, 'checksums', list);
+    await mkdir(dirname(source), { recursive: true });
+    await writeFile(source, `${lines.join('\n')}\n`, 'latin1');
+    lists.push({ source, path: list });
+  }
+  return lists;
 }
 
 /**
@@ -239,13 +289,15 @@ export const remaster = {
     const extents = await isoExtents(base.iso, ''); // one look at the ISO for all its menus
     const menuTexts = new Map<string, string>();
     for (const menu of base.menus) menuTexts.set(menu, (await readIsoFile(base.iso, menu, extents))!.toString('utf8'));
-    const files = [...images.files, ...(await menus(ctx, menuTexts, work)), ...(await netbootFiles(ctx, base, images, work))];
+    const digest = digests();
+    const files = [...images.files, ...(await menus(ctx, menuTexts, work)), ...(await netbootFiles(ctx, base, images, digest, work))];
     if (ctx.options.site.initrdModules.length) files.push(...(await initrdFiles(ctx, base, menuTexts, extents, work)));
     // The site's own ISO files go in; our boot menus do not: the base's boot setup is kept.
     const siteIso = join(ctx.from('site'), 'iso');
     for (const e of await walk(siteIso)) {
       if (e.type === 'file' && !e.path.startsWith('boot/')) files.push({ source: join(siteIso, e.path), path: e.path });
     }
+    files.push(...(await checksumListFiles(base, extents, files, images.remove, digest, work)));
     ctx.log(`${ctx.options.pack} mode: ${files.map((f) => f.path).join(', ')}${images.remove.length ? `; out: ${images.remove.join(', ')}` : ''}`);
     const iso = join(ctx.out, isoName);
     const sha256 = await rewriteIso({ base: base.iso, out: iso, epoch: ctx.epoch, files, remove: images.remove });

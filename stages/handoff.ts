@@ -19,8 +19,11 @@ export interface BaseInfo {
   rootMd5?: string;
   packages: string[];
   source: string;
-  /** A user's ISO to remaster: where its images, menus, kernel and initrd are, and each image's md5 by path. */
-  remaster?: BaseIso & { iso: string; imageMd5: Record<string, string> };
+  /**
+   * A user's ISO to remaster: where its images, menus, kernel and initrd are, and each image's
+   * checksum by path (hex: md5, or sha256 where the CD's own list has only that).
+   */
+  remaster?: BaseIso & { iso: string; imageChecksums: Record<string, string> };
 }
 
 /** unpack.json: the kernel the CD boots and its modules (unpack stage). */

@@ -5,18 +5,19 @@ import { writeFile } from 'node:fs/promises';
 /** Where the list lies in the ISO tree; node 1's /usr/lib/openssi/serve-netboot reads it there. */
 export const netbootListPath = 'openssi/netboot.list';
 
-export interface NetbootImage { path: string; format: 'squashfs' | 'cloop'; md5: string }
+/** A root image: its path on the CD, format and checksum (hex: md5, or sha256 by its length). */
+export interface NetbootImage { path: string; format: 'squashfs' | 'cloop'; checksum: string }
 
 /**
  * What a netbooted node loads, as paths on the CD: the kernel, the netboot initrd, and the root
- * images bottom first with their formats and md5s. Node 1 serves exactly these.
+ * images bottom first with their formats and checksums. Node 1 serves exactly these.
  */
 export async function writeNetbootList(file: string, o: { kernel: string; initrd: string; images: NetbootImage[] }): Promise<void> {
   await writeFile(file, [
     '# What a netbooted node loads from node 1 (openssi-live writes this; serve-netboot reads it)',
     `kernel ${o.kernel}`,
     `initrd ${o.initrd}`,
-    ...o.images.map((i) => `image ${i.format} ${i.md5} ${i.path}`),
+    ...o.images.map((i) => `image ${i.format} ${i.checksum} ${i.path}`),
     '',
   ].join('\n'));
 }

@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { isStaticElf } from '../iso/elf.ts';
 import { moduleClosure, moduleName, readModuleIndex } from '../iso/modules.ts';
 import { makeSquashfs, squashfsCompressor, listSquashfs } from '../iso/squashfs.ts';
 import { isIso9660 } from '../iso/xorriso.ts';
-import { menuInitrds } from '../iso/layout.ts';
+import { isoExtents, listedChecksums, menuInitrds } from '../iso/layout.ts';
 import { captureHashed } from '../lib/fifo.ts';
 import { run } from '../lib/exec.ts';
 import { fileDigest } from '../lib/hash.ts';
@@ -139,6 +140,27 @@ test('menus: the initrds of every boot entry, isolinux and GRUB, comments skippe
   assert.equal(menuInitrds(isolinux, 'boot/isolinux/isolinux.cfg'), [['boot/isolinux/minirt.gz', 'boot/ucode.img'], ['live/initrd.img']]);
   const grub = 'menuentry "x" {\n\tlinux /live/vmlinuz\n\tinitrd\t/live/ucode.img /live/initrd.img-6\n}\n# initrd /live/old.img\n';
   assert.equal(menuInitrds(grub, 'boot/grub/grub.cfg'), [['live/ucode.img', 'live/initrd.img-6']]);
+});
+
+test("checksum lists: a live CD's own md5 and sha256 lists, md5 first, any path spelling", async () => {
+  const cd = await scratch('sums-');
+  await mkdir(join(cd, 'KNOPPIX'));
+  await mkdir(join(cd, 'live'));
+  const md5 = (c: string) => createHash('md5').update(c).digest('hex');
+  const sha = (c: string) => createHash('sha256').update(c).digest('hex');
+  await writeFile(join(cd, 'live', 'a.squashfs'), 'a');
+  await writeFile(join(cd, 'live', 'b.squashfs'), 'b');
+  // md5sum.txt names a.squashfs, sha256sum.txt both (live-build writes ./ paths; * is binary mode).
+  await writeFile(join(cd, 'md5sum.txt'), `${md5('a')}  ./live/a.squashfs\nnot a checksum line\n`);
+  await writeFile(join(cd, 'sha256sum.txt'), `${sha('a')}  ./live/a.squashfs\n${sha('b')} *live/b.squashfs\n`);
+  await writeFile(join(cd, 'KNOPPIX', 'md5sums'), `${md5('k')}  KNOPPIX/KNOPPIX\n`);
+  const iso = join(cd, '..', `${cd.split('/').pop()}.iso`);
+  await run('xorriso', ['-as', 'mkisofs', '-quiet', '-R', '-o', iso, cd]);
+  const sums = await listedChecksums(iso, await isoExtents(iso, ''));
+  assert.is(sums.get('live/a.squashfs'), md5('a'), 'md5 before sha256');
+  assert.is(sums.get('live/b.squashfs'), sha('b'), 'sha256 where no md5 is listed');
+  assert.is(sums.get('KNOPPIX/KNOPPIX'), md5('k'));
+  assert.is(sums.size, 3);
 });
 
 test.run();

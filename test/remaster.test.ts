@@ -96,7 +96,7 @@ test('layer mode: the cloop base is kept byte for byte, two cloop layers and our
   const r = await buildCli(['--base', knoppix, '--site', earlySite, '--cluster-key', clusterKey, '--out', layered, '--json']);
   assert.is(r.code, 0, r.stderr);
   const names = (await isoExtents(layered, 'KNOPPIX')).map((e) => e.path).sort();
-  assert.equal(names, ['KNOPPIX/KNOPPIX', 'KNOPPIX/KNOPPIX1', 'KNOPPIX/KNOPPIX2', 'KNOPPIX/knoppix-version']);
+  assert.equal(names, ['KNOPPIX/KNOPPIX', 'KNOPPIX/KNOPPIX1', 'KNOPPIX/KNOPPIX2', 'KNOPPIX/knoppix-version', 'KNOPPIX/md5sums']);
   const root = async (iso: string) => readExtent(iso, (await isoExtents(iso, 'KNOPPIX/KNOPPIX')).find((e) => e.path === 'KNOPPIX/KNOPPIX')!);
   assert.ok((await root(layered)).equals(await root(knoppix)), 'KNOPPIX/KNOPPIX unchanged');
   for (const layer of ['KNOPPIX/KNOPPIX1', 'KNOPPIX/KNOPPIX2']) {
@@ -125,7 +125,30 @@ test('layer mode: the cloop base is kept byte for byte, two cloop layers and our
   const netbootMinirt = await initrdMembers(await readExtent(layered, (await isoExtents(layered, 'openssi/netboot/minirt.gz'))[0]));
   assert.ok([...netbootMinirt.keys()].some((k) => /^lib\/modules\/.*\/e1000\.ko/.test(k)), 'the netboot minirt carries the base kernel\'s NIC drivers');
   assert.ok([...netbootMinirt.keys()].some((k) => /^lib\/modules\/.*\/cloop\.ko/.test(k)), "and the base's cloop module");
+  // The root image's checksum came from the base's own KNOPPIX/md5sums, which stays true.
+  assert.match(r.stderr, /checksums of KNOPPIX\/KNOPPIX from the CD's own list/);
+  await assertChecksumListTrue(layered, 'KNOPPIX/md5sums', 'md5', ['KNOPPIX/KNOPPIX1', 'KNOPPIX/KNOPPIX2', 'openssi/netboot.list', 'boot/isolinux/isolinux.cfg']);
 });
+
+/**
+ * The CD's own checksum list is true of the remastered CD (what KNOPPIX's testcd and live-boot's
+ * verify-checksums check): every file it lists is there with that checksum, and it lists what
+ * the remaster added (our layers, netboot.list).
+ */
+async function assertChecksumListTrue(iso: string, list: string, algorithm: 'md5' | 'sha256', added: string[]) {
+  const extents = await isoExtents(iso, '');
+  const lines = (await isoText(iso, list)).split('\n').filter(Boolean);
+  const listed = new Set<string>();
+  for (const line of lines) {
+    const [, sum, path] = /^([0-9a-f]+) [ *](?:\.\/)?(.+)$/.exec(line) ?? [];
+    assert.ok(sum, `${list}: '${line}' is a checksum line`);
+    const e = extents.find((x) => x.path === path);
+    assert.ok(e, `${list} names ${path}, which is on the CD`);
+    assert.is(createHash(algorithm).update(await readExtent(iso, e!)).digest('hex'), sum, `${list}: ${path}`);
+    listed.add(path);
+  }
+  for (const path of added) assert.ok(listed.has(path), `${list} lists ${path}`);
+}
 
 /** The base's initrd is a prefix of ours; what follows is our /init, the base's kept, ssi_compat. */
 async function assertInitrdWithModules(base: string, iso: string, path: string) {
@@ -234,6 +257,10 @@ test('Debian live, layer mode: filesystem.squashfs kept, our layers sort after i
   // isolinux loads live/initrd.img, GRUB the versioned name: both get the modules.
   await assertInitrdWithModules(live, liveLayered, 'live/initrd.img');
   await assertInitrdWithModules(live, liveLayered, (await isoExtents(live, 'live')).map((e) => e.path).find((p) => /^live\/initrd\.img-/.test(p))!);
+  // live-build's default list is sha256sum.txt: kept true, and netboot.list takes the root's sha256 from it.
+  await assertChecksumListTrue(liveLayered, 'sha256sum.txt', 'sha256', ['live/zz-openssi-1.squashfs', 'live/zz-openssi-2-site.squashfs', 'isolinux/live.cfg']);
+  const rootSum = createHash('sha256').update(await root(live)).digest('hex');
+  assert.match(await isoText(liveLayered, 'openssi/netboot.list'), new RegExp(`^image squashfs ${rootSum} live/filesystem\\.squashfs$`, 'm'));
 });
 
 test('Debian live, layer mode: systemd starts node 1 (OVMF on q35), node 2 joins by Etherboot', async () => {
