@@ -37,20 +37,38 @@ setUp(async () => {
   await mkdir(logDir, { recursive: true });
 });
 
+/**
+ * minirt loads the drivers the machine's controllers ask for, not every one it carries: `want`
+ * must be among them (the medium's controller), `not` must not (USB's, on a CD boot).
+ */
+function assertDrivers(r: BootReport, want: RegExp, not?: RegExp) {
+  const line = /minirt: drivers loaded: (.*)/.exec(readFileSync(r.serialLog, 'utf8'))?.[1] ?? '';
+  assert.match(line, want, `${r.firmware}/${r.medium}: minirt's drivers: ${line}`);
+  if (not) assert.not.match(line, not, `${r.firmware}/${r.medium}: minirt's drivers: ${line}`);
+}
+
 test('SeaBIOS, CD: root shell, 10.0.0.1/8 on the first NIC only, hostname', async () => {
-  assertReport(await singleNodeBoot(defaultOutPath, { firmware: 'bios', accel: 'auto', logDir }));
+  const r = await singleNodeBoot(defaultOutPath, { firmware: 'bios', accel: 'auto', logDir });
+  assertReport(r);
+  assertDrivers(r, /\bata_piix\b/, /usb|ahci|nvme/);
 });
 
 test('OVMF on q35 (AHCI), CD: the same', async () => {
-  assertReport(await singleNodeBoot(defaultOutPath, { firmware: 'uefi', accel: 'auto', logDir }));
+  const r = await singleNodeBoot(defaultOutPath, { firmware: 'uefi', accel: 'auto', logDir });
+  assertReport(r);
+  assertDrivers(r, /\bahci\b/, /ata_piix|nvme/);
 });
 
 test('OVMF, USB stick (xHCI): the same', async () => {
-  assertReport(await singleNodeBoot(defaultOutPath, { firmware: 'uefi', accel: 'auto', logDir, medium: 'usb' }));
+  const r = await singleNodeBoot(defaultOutPath, { firmware: 'uefi', accel: 'auto', logDir, medium: 'usb' });
+  assertReport(r);
+  assertDrivers(r, /\bxhci_pci\b.*\busb_storage\b|\busb_storage\b.*\bxhci_pci\b/);
 });
 
 test('SeaBIOS, USB stick: the same', async () => {
-  assertReport(await singleNodeBoot(defaultOutPath, { firmware: 'bios', accel: 'auto', logDir, medium: 'usb' }));
+  const r = await singleNodeBoot(defaultOutPath, { firmware: 'bios', accel: 'auto', logDir, medium: 'usb' });
+  assertReport(r);
+  assertDrivers(r, /\busb_storage\b/);
 });
 
 test('initrdModules: minirt loads ssi_compat and virtio_net before it looks for the CD; a label and an argument with quotes come out exact', async () => {
