@@ -103,7 +103,9 @@ async function remasterBench(): Promise<void> {
   rows.push({ metric: 'layer mode after a site change', values: warm, unit: 's', goal: '' });
   rows.push({ metric: 'flatten mode', values: flat, unit: 's', goal: '' });
   ratios.push(
-    { name: 'layer (empty cache) / bare copy', value: median(cold) / median(copy), goal: '≤ 1.5' },
+    // An empty cache compiles the module and installs the packages the base lacks from the
+    // mirror: the goal is for the remaster itself (issue 5), a new base and a site change.
+    { name: 'layer (empty cache) / bare copy', value: median(cold) / median(copy), goal: '' },
     { name: 'layer (new base) / bare copy', value: median(newBase) / median(copy), goal: '≤ 1.5' },
     { name: 'layer (site change) / bare copy', value: median(warm) / median(copy), goal: '≤ 1.5' },
     { name: 'flatten / layer (empty cache)', value: median(flat) / median(cold), goal: '≥ 10' },
