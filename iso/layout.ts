@@ -211,20 +211,31 @@ export async function readBaseIso(iso: string): Promise<BaseIso> {
 /** The checksum lists live CDs carry, best first: KNOPPIX's, live-build's md5 and sha256 lists. */
 export const checksumLists = ['KNOPPIX/md5sums', 'md5sum.txt', 'sha256sum.txt'];
 
+/** A checksum list's algorithm, by its name. */
+export const checksumAlgorithm = (list: string): 'md5' | 'sha256' => (list.startsWith('sha256') ? 'sha256' : 'md5');
+
 /**
- * What a live ISO's own checksum lists (`md5sum`/`sha256sum` output: "HEX  PATH", the path
- * relative to the CD's root, with or without ./ or a leading * for binary mode) say of each
- * file, as hex digests by ISO path: md5 where a list has it, else sha256. A line that is not a
- * digest is passed over; a list that is not there gives nothing.
+ * One line of a checksum list (`md5sum`/`sha256sum` output: "HEX  PATH", or "HEX *PATH" in
+ * binary mode; the path relative to the CD's root, with or without ./): its parts, the path's
+ * own spelling (prefix) apart, or undefined for a line that is not a checksum of that algorithm.
+ */
+export function checksumLine(line: string, algorithm: 'md5' | 'sha256'): { sum: string; mode: string; prefix: string; path: string } | undefined {
+  const m = /^([0-9a-f]+) ([ *])(\.\/|\/)?(.+?)\r?$/i.exec(line);
+  if (!m || m[1].length !== (algorithm === 'md5' ? 32 : 64)) return undefined;
+  return { sum: m[1].toLowerCase(), mode: m[2], prefix: m[3] ?? '', path: m[4] };
+}
+
+/**
+ * What a live ISO's own checksum lists say of each file, as hex digests by ISO path: md5 where
+ * a list has it, else sha256. A list that is not there gives nothing.
  */
 export async function listedChecksums(iso: string, extents: IsoExtent[]): Promise<Map<string, string>> {
   const sums = new Map<string, string>();
   for (const list of checksumLists) {
     const text = (await readIsoFile(iso, list, extents))?.toString('latin1') ?? '';
-    const length = list.startsWith('sha256') ? 64 : 32;
     for (const line of text.split('\n')) {
-      const m = /^([0-9a-f]+) [ *](?:\.\/|\/)?(.+?)\r?$/i.exec(line);
-      if (m && m[1].length === length && !sums.has(m[2])) sums.set(m[2], m[1].toLowerCase());
+      const entry = checksumLine(line, checksumAlgorithm(list));
+      if (entry && !sums.has(entry.path)) sums.set(entry.path, entry.sum);
     }
   }
   return sums;

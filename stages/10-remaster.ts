@@ -5,7 +5,7 @@ import { walk } from '../lib/hash.ts';
 import type { BuildOptions } from '../lib/options.ts';
 import type { Stage, StageContext } from '../lib/runner.ts';
 import { extractCloop, makeCloop } from '../iso/cloop.ts';
-import { checksumLists, copyExtent, imageFormat, isoExtents, menuInitrds, readIsoFile, type BaseIso, type IsoExtent } from '../iso/layout.ts';
+import { checksumAlgorithm, checksumLine, checksumLists, copyExtent, imageFormat, isoExtents, menuInitrds, readIsoFile, type BaseIso, type IsoExtent } from '../iso/layout.ts';
 import { addKernelArgs, ensureTimeout, isTopMenu, menuFormat } from '../iso/menus.ts';
 import { mergeLayer } from '../iso/overlay.ts';
 import { extractRoot, type RootImage } from '../iso/rootfs.ts';
@@ -238,22 +238,21 @@ async function checksumListFiles(base: Base, extents: IsoExtent[], files: IsoFil
   for (const list of checksumLists) {
     const text = (await readIsoFile(base.iso, list, extents))?.toString('latin1');
     if (text === undefined || files.some((f) => f.path === list)) continue; // none, or the site's own
-    const algorithm = list.startsWith('sha256') ? 'sha256' : 'md5';
+    const algorithm = checksumAlgorithm(list);
     const listed = new Set<string>();
     let prefix = '';
     const lines: string[] = [];
     for (const line of text.split('\n').filter(Boolean)) {
-      const m = /^([0-9a-f]+) ([ *])(\.\/|\/)?(.+)$/i.exec(line);
-      const path = m?.[4];
-      if (!m || !path) {
+      const entry = checksumLine(line, algorithm);
+      if (!entry) {
         lines.push(line);
         continue;
       }
-      prefix = m[3] ?? '';
-      listed.add(path);
-      if (remove.includes(path)) continue;
-      const source = changed.get(path);
-      lines.push(source ? `${await digest(source, algorithm)} ${m[2]}${prefix}${path}` : line);
+      prefix = entry.prefix;
+      listed.add(entry.path);
+      if (remove.includes(entry.path)) continue;
+      const source = changed.get(entry.path);
+      lines.push(source ? `${await digest(source, algorithm)} ${entry.mode}${prefix}${entry.path}` : line);
     }
     for (const [path, source] of changed) if (!listed.has(path)) lines.push(`${await digest(source, algorithm)}  ${prefix}${path}`);
     const source = join(work, 'checksums', list);
